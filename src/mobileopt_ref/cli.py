@@ -1,0 +1,111 @@
+"""The ``mobileopt`` command.
+
+Usage::
+
+    mobileopt execute notebooks/00_baseline.ipynb ...   # run notebooks, store outputs
+    mobileopt train [teacher|student ...]               # train (or load) the book's models
+    mobileopt retrain-check                             # retrain, compare with shipped weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+
+def _execute(args) -> int:
+    from nbclient.exceptions import CellExecutionError  # noqa: PLC0415
+
+    from mobileopt_ref import execution  # noqa: PLC0415
+
+    total = time.perf_counter()
+    for i, path in enumerate(args.notebooks, 1):
+        print(f"==> executing {path} ({i}/{len(args.notebooks)})", flush=True)
+        try:
+            seconds = execution.execute_notebook(path, timeout=args.timeout)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except CellExecutionError as err:
+            print(f"error: {path} failed; the stored notebook is unchanged.\n{err}", file=sys.stderr)
+            return 1
+        print(f"==> {path} done in {seconds:.0f} s", flush=True)
+    print(f"==> executed {len(args.notebooks)} notebooks in {time.perf_counter() - total:.0f} s")
+    return 0
+
+
+def _configs(names):
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    shipped = {"teacher": models.TEACHER, "student": models.STUDENT}
+    unknown = [n for n in names if n not in shipped]
+    if unknown:
+        raise SystemExit(f"unknown model {unknown[0]!r}; choose from {', '.join(shipped)}")
+    return [shipped[n] for n in (names or list(shipped))]
+
+
+def _train(args) -> int:
+    from mobileopt_ref import env, models  # noqa: PLC0415
+
+    env.setup(figures=False)
+    for config in _configs(args.models):
+        _, meta = models.load_or_train(config, retrain=args.retrain)
+        print(
+            f"{config.name}: {meta['source']}, trained in {meta['train_seconds']:.0f} s, "
+            f"final validation accuracy {meta['history']['val_accuracy'][-1]:.4f}"
+        )
+    return 0
+
+
+def _retrain_check(args) -> int:
+    from mobileopt_ref import env, models  # noqa: PLC0415
+
+    env.setup(figures=False)
+    failures = 0
+    for config in _configs(args.models):
+        shipped_dir = models.default_cache_dir()
+        _, shipped = models.load_or_train(config, shipped_dir, verbose=False)
+        if shipped["source"] != "cache":
+            print(f"{config.name}: there was no valid shipped entry; it has just been trained")
+        with tempfile.TemporaryDirectory() as tmp:
+            _, fresh = models.load_or_train(config, tmp, retrain=True)
+        same = fresh["weights_sha256"] == shipped["weights_sha256"]
+        failures += not same
+        print(
+            f"{config.name}: retrained in {fresh['train_seconds']:.0f} s; weights "
+            f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
+            f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
+            f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
+        )
+    if failures:
+        print(
+            "Weights differ. Bit-identical retraining needs the same CPU kind, thread count "
+            "and library versions (constraints.txt) as the shipped entries' machine card.",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``mobileopt`` command."""
+    parser = argparse.ArgumentParser(prog="mobileopt", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("execute", help="execute notebooks in place, storing their outputs")
+    p.add_argument("notebooks", nargs="+")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.set_defaults(func=_execute)
+    p = sub.add_parser("train", help="train or load the book's models")
+    p.add_argument("models", nargs="*", help="teacher, student (default: both)")
+    p.add_argument("--retrain", action="store_true", help="train even if cached")
+    p.set_defaults(func=_train)
+    p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
+    p.add_argument("models", nargs="*", help="teacher, student (default: both)")
+    p.set_defaults(func=_retrain_check)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""MobileNetV2 teacher and student, deterministic training, and the trained-model cache.
+
+The book's two models are ``tf_keras.applications.MobileNetV2`` with ``alpha = 1.0``
+(the teacher) and ``alpha = 0.35`` (the student), trained from scratch on the offline
+pattern dataset. They output logits (no softmax), which distillation needs and which
+leave the arg-max, and so the accuracy, unchanged.
+
+Training is reproducible: with the same :class:`TrainConfig` (which fixes seeds and the
+thread count) on the same kind of machine it produces bit-identical weights. Trained
+models are cached under a hash of their config; entries are written atomically and
+verified by a SHA-256 of their weights when loaded, so a corrupt or partial entry is
+detected and rebuilt, never used.
+
+Explained in notebooks/00_baseline.ipynb.
+
+Example:
+    >>> from mobileopt_ref import models
+    >>> config = models.TrainConfig(alpha=0.35, resolution=32, epochs=1, images_per_epoch=256)
+    >>> model, record = models.load_or_train(config)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mobileopt_ref import data, env
+from mobileopt_ref._keras import keras, tf
+
+KERAS_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+"""Width multipliers Keras defines MobileNetV2 for (the published checkpoints)."""
+
+TEACHER_ALPHA = 1.0
+STUDENT_ALPHA = 0.35
+RECIPE_VERSION = 1
+"""Bumped whenever the training code changes what a config produces."""
+
+CACHE_ENV = "MOBILEOPT_CACHE_DIR"
+RETRAIN_ENV = "MOBILEOPT_RETRAIN"
+_WEIGHTS_FILE = "weights.npz"
+_META_FILE = "meta.json"
+
+
+def check_alpha(alpha) -> float:
+    """Validates a MobileNetV2 width multiplier.
+
+    Raises:
+        ValueError: if ``alpha`` is not one of :data:`KERAS_ALPHAS`.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or float(alpha) not in KERAS_ALPHAS:
+        raise ValueError(
+            f"alpha must be one of {', '.join(str(a) for a in KERAS_ALPHAS)} "
+            f"(the widths Keras defines MobileNetV2 for), got {alpha!r}"
+        )
+    return float(alpha)
+
+
+def build_mobilenet_v2(
+    alpha: float = STUDENT_ALPHA,
+    resolution: int = 64,
+    num_classes: int = data.NUM_CLASSES,
+    *,
+    bn_momentum: float = 0.9,
+    weights: str | None = None,
+):
+    """Builds a flat Keras MobileNetV2 that maps ``[-1, 1]`` images to logits.
+
+    The model is ``tf_keras.applications.MobileNetV2`` unchanged except for two
+    settings: the classifier has no softmax (it returns logits), and the batch-norm
+    momentum is lowered from Keras' 0.999 to ``bn_momentum``. With 0.999 the moving
+    statistics need thousands of steps to settle, longer than the short from-scratch
+    training this book can afford on two cores.
+
+    Args:
+        alpha: width multiplier, one of :data:`KERAS_ALPHAS`.
+        resolution: input side in pixels, 32 to 224.
+        num_classes: number of output logits (positive).
+        bn_momentum: batch-norm moving-average momentum, in ``(0, 1)``.
+        weights: ``None`` (random init) or ``"imagenet"`` (downloads the published
+            checkpoint; needs a network, a resolution of 96, 128, 160, 192 or 224 and,
+            with 1000 classes, the ImageNet head).
+
+    Returns:
+        An uncompiled ``tf_keras.Model``.
+
+    Raises:
+        ValueError: for a bad alpha, resolution, class count or momentum.
+        RuntimeError: if ImageNet weights are asked for and cannot be downloaded.
+    """
+    alpha = check_alpha(alpha)
+    resolution = data.check_resolution(resolution)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not 0.0 < bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in (0, 1), got {bn_momentum}")
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+    try:
+        model = keras.applications.MobileNetV2(
+            input_shape=(resolution, resolution, 3),
+            alpha=alpha,
+            include_top=True,
+            weights=weights,
+            classes=num_classes,
+            classifier_activation=None,
+        )
+    except Exception as err:
+        if weights == "imagenet" and not isinstance(err, ValueError):
+            raise RuntimeError(
+                f"could not download the ImageNet weights of MobileNetV2 ({err}). The "
+                "book's offline default is weights=None with training on the generated "
+                "'patterns' dataset."
+            ) from err
+        raise
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model, and so its cache key.
+
+    Attributes:
+        alpha: MobileNetV2 width multiplier.
+        resolution: image side in pixels.
+        epochs: passes of training; every epoch draws ``images_per_epoch`` fresh images.
+        images_per_epoch: images generated for each epoch.
+        batch_size: images per step.
+        learning_rate: peak Adam learning rate, decayed to 0 by a cosine schedule.
+        bn_momentum: batch-norm momentum (see :func:`build_mobilenet_v2`).
+        seed: weight-initialisation and shuffling seed.
+        data_seed: dataset seed.
+        n_validation: validation images, evaluated after each epoch.
+        mix_max: distractor weight of the data (see :func:`data.generate_patterns`).
+        noise_max: noise level of the data.
+        threads: TensorFlow thread count; results are bit-identical only for equal counts.
+        name: a label for people; not part of what is trained.
+    """
+
+    alpha: float = STUDENT_ALPHA
+    resolution: int = 64
+    epochs: int = 10
+    images_per_epoch: int = 10_000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    bn_momentum: float = 0.9
+    seed: int = 0
+    data_seed: int = 0
+    n_validation: int = 2_000
+    mix_max: float = 0.5
+    noise_max: float = 0.25
+    threads: int = env.DEFAULT_THREADS
+    name: str = "model"
+
+    def __post_init__(self):
+        check_alpha(self.alpha)
+        data.check_resolution(self.resolution)
+        for field in ("epochs", "images_per_epoch", "batch_size", "n_validation", "threads"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def key(self) -> str:
+        """Returns the cache key: SHA-256 of the canonical JSON of the config."""
+        fields = dataclasses.asdict(self)
+        fields.pop("name")
+        fields["recipe_version"] = RECIPE_VERSION
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def entry_name(self) -> str:
+        """Returns the cache directory name: ``<name>-<first 16 hex digits of key>``."""
+        return f"{self.name}-{self.key()[:16]}"
+
+
+TEACHER = TrainConfig(alpha=TEACHER_ALPHA, name="teacher")
+"""The book's teacher: MobileNetV2 alpha 1.0 at 64 px."""
+STUDENT = TrainConfig(alpha=STUDENT_ALPHA, name="student")
+"""The book's student: MobileNetV2 alpha 0.35 at 64 px."""
+
+
+def weights_digest(weights) -> str:
+    """SHA-256 over the shapes, dtypes and bytes of a list of weight arrays.
+
+    Two models have the same digest exactly when their weights are bit-identical.
+    """
+    h = hashlib.sha256()
+    for w in weights:
+        w = np.ascontiguousarray(w)
+        h.update(f"{w.dtype.str}{w.shape}".encode())
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Prints one line per epoch (visible progress without a progress bar's noise)."""
+
+    def __init__(self, name: str, epochs: int, started: float):
+        super().__init__()
+        self.name, self.epochs, self.started = name, epochs, started
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        print(
+            f"[{self.name}] epoch {epoch + 1}/{self.epochs}  loss {logs.get('loss', 0):.3f}  "
+            f"acc {logs.get('accuracy', 0):.3f}  val_acc {logs.get('val_accuracy', 0):.3f}  "
+            f"({time.perf_counter() - self.started:.0f} s)",
+            flush=True,
+        )
+
+
+def train(config: TrainConfig, verbose: bool = True):
+    """Trains a MobileNetV2 from scratch, deterministically.
+
+    Every epoch draws ``config.images_per_epoch`` fresh images (generated data costs
+    nothing to renew, and fresh samples keep the model from memorising). The optimizer
+    is Adam with a cosine-decayed learning rate over all steps; the loss is
+    cross-entropy on logits.
+
+    Args:
+        config: the training config.
+        verbose: print one progress line per epoch.
+
+    Returns:
+        ``(model, record)``: the trained model and a dict with the history, the
+        training time and the machine card.
+    """
+    env.configure_threads(config.threads)
+    env.seed_everything(config.seed)
+    model = build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+    steps_per_epoch = config.images_per_epoch // config.batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=steps_per_epoch * config.epochs
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    pattern_kwargs = dict(mix_max=config.mix_max, noise_max=config.noise_max)
+    x_val, y_val = data.generate_patterns(
+        config.n_validation, config.resolution, config.data_seed, split="validation", **pattern_kwargs
+    )
+    x_val = data.preprocess(x_val)
+    history: dict = {}
+    started = time.perf_counter()
+    log = _EpochLog(config.name, config.epochs, started)
+    for epoch in range(config.epochs):
+        x, y = data.generate_patterns(
+            steps_per_epoch * config.batch_size,
+            config.resolution,
+            config.data_seed,
+            split="train",
+            epoch=epoch,
+            **pattern_kwargs,
+        )
+        result = model.fit(
+            data.preprocess(x),
+            y,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,  # the images are freshly drawn in random order already
+            validation_data=(x_val, y_val),
+            validation_batch_size=256,
+            verbose=0,
+            callbacks=[log] if verbose else [],
+        )
+        for metric, values in result.history.items():
+            history.setdefault(metric, []).extend(float(v) for v in values)
+    seconds = time.perf_counter() - started
+    record = {
+        "config": dataclasses.asdict(config),
+        "key": config.key(),
+        "history": history,
+        "train_seconds": seconds,
+        "images_per_second": config.epochs * steps_per_epoch * config.batch_size / seconds,
+        "machine": dataclasses.asdict(env.machine_card(config.threads)),
+    }
+    return model, record
+
+
+def default_cache_dir() -> Path:
+    """Returns the model cache directory.
+
+    In order: the environment variable ``MOBILEOPT_CACHE_DIR``; the ``cache/`` folder of
+    the book's checkout when the current directory lies inside one (found by its
+    ``_toc.yml``), which holds the shipped weights; ``~/.cache/mobileopt_ref``.
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "src" / "mobileopt_ref").is_dir():
+            return folder / "cache"
+    return Path.home() / ".cache" / "mobileopt_ref"
+
+
+class CacheError(Exception):
+    """A cache entry is missing, partial or corrupt."""
+
+
+def _read_entry(path: Path, config: TrainConfig):
+    """Loads and verifies one cache entry; raises :class:`CacheError` if unusable."""
+    meta_path, weights_path = path / _META_FILE, path / _WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise CacheError(f"{path.name}: missing {_META_FILE} or {_WEIGHTS_FILE}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(weights_path, allow_pickle=False) as npz:
+            weights = [npz[f"w{i:04d}"] for i in range(len(npz.files))]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise CacheError(f"{path.name}: unreadable ({type(err).__name__}: {err})") from err
+    if meta.get("key") != config.key():
+        raise CacheError(f"{path.name}: made for another config")
+    digest = weights_digest(weights)
+    if digest != meta.get("weights_sha256"):
+        raise CacheError(f"{path.name}: weights do not match their recorded SHA-256")
+    model = build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+    try:
+        model.set_weights(weights)
+    except ValueError as err:
+        raise CacheError(f"{path.name}: weights do not fit the model ({err})") from err
+    return model, meta
+
+
+def _write_entry(path: Path, model, record: dict) -> dict:
+    """Writes a cache entry atomically: into a temporary folder, then one rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = model.get_weights()
+    meta = dict(record, weights_sha256=weights_digest(weights), format=1)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.savez_compressed(tmp / _WEIGHTS_FILE, **{f"w{i:04d}": w for i, w in enumerate(weights)})
+        (tmp / _META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+        if path.exists():
+            # A corrupt entry is moved aside first; rename over a non-empty folder fails.
+            stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
+            path.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def load_or_train(
+    config: TrainConfig,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    retrain: bool | None = None,
+    verbose: bool = True,
+):
+    """Returns the trained model for ``config``, from the cache or by training it.
+
+    A valid cache entry (its weights match their recorded SHA-256) is loaded. A missing,
+    partial or corrupt entry is reported and rebuilt by :func:`train`. With
+    ``retrain=True`` (or the environment variable ``MOBILEOPT_RETRAIN=1``) the model is
+    always trained anew and the entry replaced.
+
+    Args:
+        config: the training config.
+        cache_dir: cache folder; :func:`default_cache_dir` if omitted.
+        retrain: force training; ``None`` reads ``MOBILEOPT_RETRAIN``.
+        verbose: print what happens and the training progress.
+
+    Returns:
+        ``(model, meta)``: the model and its cache record (config, history, training
+        time, machine card, ``weights_sha256``, and ``"source"``: ``"cache"`` or
+        ``"trained"``).
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if retrain is None:
+        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0")
+    if not retrain:
+        cached = load_cached(config, cache_dir)
+        if cached is not None:
+            model, meta = cached
+            if verbose:
+                print(f"loaded {config.name} from cache entry {config.entry_name()}")
+            return model, meta
+    model, record = train(config, verbose=verbose)
+    meta = _write_entry(cache_dir / config.entry_name(), model, record)
+    return model, dict(meta, source="trained")
+
+
+def load_cached(config: TrainConfig, cache_dir: str | os.PathLike | None = None):
+    """Loads the verified cache entry of ``config``, or returns ``None``.
+
+    An absent entry returns ``None`` silently; a partial or corrupt one returns ``None``
+    and says why on stderr. Nothing is trained.
+
+    Returns:
+        ``(model, meta)`` with ``meta["source"] == "cache"``, or ``None``.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / config.entry_name()
+    if not path.exists():
+        return None
+    try:
+        model, meta = _read_entry(path, config)
+    except CacheError as err:
+        print(f"cache entry unusable, retraining: {err}", file=sys.stderr)
+        return None
+    return model, dict(meta, source="cache")
+
+
+def evaluate_keras(model, images, labels, batch_size: int = 256) -> float:
+    """Returns the top-1 accuracy of a logits model on ``uint8`` images."""
+    logits = model.predict(data.preprocess(images), batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def count_params(model) -> int:
+    """Returns the number of parameters (trainable and not) of a Keras model."""
+    return int(sum(np.prod(w.shape) for w in model.weights))

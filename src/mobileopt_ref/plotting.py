@@ -1,0 +1,136 @@
+"""The book's figure style and the figures every chapter shares.
+
+Notebooks never set rcParams themselves: :func:`use_book_style` does it once (called by
+:func:`mobileopt_ref.env.setup`), so every figure looks alike.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+BOOK_STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 110,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": "medium",
+    "axes.labelsize": "medium",
+    "legend.frameon": False,
+    "savefig.bbox": "tight",
+    # Stable SVG ids and no timestamps, so re-rendering a figure gives the same file.
+    "svg.hashsalt": "mobileopt",
+}
+
+
+def use_book_style() -> None:
+    """Applies :data:`BOOK_STYLE` to matplotlib."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+def show_samples(images, labels, class_names, per_class: int = 6, title: str | None = None):
+    """Draws a grid with ``per_class`` sample images of every class, one row a class.
+
+    Args:
+        images: ``uint8`` array ``(n, h, w, 3)``.
+        labels: integer labels ``(n,)``.
+        class_names: names indexed by label.
+        per_class: images per row.
+        title: optional figure title.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: if some class has fewer than ``per_class`` images.
+    """
+    labels = np.asarray(labels)
+    n_classes = len(class_names)
+    fig, axes = plt.subplots(
+        n_classes, per_class, figsize=(1.0 * per_class + 1.2, 1.0 * n_classes), squeeze=False
+    )
+    for c, name in enumerate(class_names):
+        idx = np.nonzero(labels == c)[0][:per_class]
+        if len(idx) < per_class:
+            raise ValueError(f"class {name!r} has {len(idx)} images, need {per_class}")
+        for j, i in enumerate(idx):
+            ax = axes[c, j]
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(histories: dict, metric: str = "accuracy"):
+    """Plots training and validation curves of several runs side by side.
+
+    Args:
+        histories: ``{run name: {"accuracy": [...], "val_accuracy": [...], ...}}``,
+            as Keras ``History.history`` records them.
+        metric: the metric to draw (``"accuracy"`` or ``"loss"``).
+
+    Returns:
+        The matplotlib figure.
+    """
+    fig, ax = plt.subplots()
+    for i, (name, hist) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = np.arange(1, len(hist[metric]) + 1)
+        ax.plot(epochs, hist[metric], color=color, linestyle="--", label=f"{name} train")
+        ax.plot(epochs, hist[f"val_{metric}"], color=color, label=f"{name} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.legend()
+    return fig
+
+
+def draw_flowchart(edges, labels: dict, positions: dict, ax=None, colors: dict | None = None):
+    """Draws a directed graph as boxes and arrows (the book's concept diagrams).
+
+    Args:
+        edges: ``[(source, target), ...]`` node ids.
+        labels: node id -> text in the box.
+        positions: node id -> ``(x, y)`` centre in data coordinates.
+        ax: axes to draw on; a new figure is made if omitted.
+        colors: optional node id -> face colour.
+
+    Returns:
+        The axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5))
+    colors = colors or {}
+    for src, dst in edges:
+        (x0, y0), (x1, y1) = positions[src], positions[dst]
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=18, shrinkB=18, lw=1.2),
+        )
+    for node, (x, y) in positions.items():
+        ax.text(
+            x,
+            y,
+            labels[node],
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox=dict(boxstyle="round,pad=0.45", fc=colors.get(node, "#e8eef7"), ec="0.4"),
+        )
+    xs = [p[0] for p in positions.values()]
+    ys = [p[1] for p in positions.values()]
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.axis("off")
+    return ax

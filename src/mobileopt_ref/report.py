@@ -1,0 +1,166 @@
+"""One result record per model variant, and the tables built from them.
+
+Every chapter measures its model variants with :func:`measure_variants` and gets back a
+list of :class:`VariantRecord`, the same kind of record everywhere, so the case study can
+line all of them up without special cases. Fields that a later chapter fills in (arena
+bytes from the memory chapter, energy from the energy chapter) start as ``None``.
+
+Explained in notebooks/00_baseline.ipynb.
+
+Example:
+    >>> from mobileopt_ref import report
+    >>> records = report.measure_variants({"float32": tflite}, dataset.test)  # doctest: +SKIP
+    >>> print(report.to_markdown(records, baseline="float32"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mobileopt_ref import compute, litert
+
+
+@dataclasses.dataclass
+class VariantRecord:
+    """What the book knows about one model variant.
+
+    Attributes:
+        name: short label, unique within a table (``"student float32"``).
+        tflite: the ``.tflite`` content (not shown in reprs).
+        size_bytes: file size.
+        gzip_bytes: size after gzip -9, the download cost.
+        accuracy: top-1 accuracy on the evaluation split, in [0, 1].
+        latency: single-image latency statistics, or ``None`` if not measured.
+        params: parameter count of the source model, if known.
+        arena_bytes: activation arena size (memory chapter), if known.
+        energy_mj: modelled energy per inference in millijoules (energy chapter).
+        extra: chapter-specific values (sparsity, bit width, ...).
+    """
+
+    name: str
+    tflite: bytes = dataclasses.field(repr=False)
+    size_bytes: int
+    gzip_bytes: int
+    accuracy: float
+    latency: compute.LatencyStats | None = dataclasses.field(default=None, repr=False)
+    params: int | None = None
+    arena_bytes: int | None = None
+    energy_mj: float | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def row(self) -> dict:
+        """Returns the record as a flat dict of plain numbers (no bytes, no samples)."""
+        row = {
+            "name": self.name,
+            "size_bytes": self.size_bytes,
+            "gzip_bytes": self.gzip_bytes,
+            "accuracy": self.accuracy,
+            "params": self.params,
+            "arena_bytes": self.arena_bytes,
+            "energy_mj": self.energy_mj,
+        }
+        if self.latency is not None:
+            row.update(self.latency.summary())
+        row.update(self.extra)
+        return row
+
+
+def measure_variants(
+    variants: dict,
+    split,
+    *,
+    params: dict | None = None,
+    latency: bool = True,
+    num_runs: int = 200,
+    warmup: int = 20,
+    rounds: int = 10,
+    num_threads: int = 2,
+) -> list:
+    """Measures model variants with one harness: size, gzip size, accuracy, latency.
+
+    Latencies are measured side by side (see :func:`compute.compare_latency`), so the
+    ratios between the variants of one call are comparable.
+
+    Args:
+        variants: ``{name: .tflite bytes or path}``.
+        split: a :class:`mobileopt_ref.data.Split` to evaluate accuracy on.
+        params: optional ``{name: parameter count}``.
+        latency: measure latency too.
+        num_runs, warmup, rounds, num_threads: latency settings.
+
+    Returns:
+        A list of :class:`VariantRecord`, in the order of ``variants``.
+
+    Raises:
+        ValueError: for no variants or an invalid model.
+    """
+    if not variants:
+        raise ValueError("measure_variants needs at least one variant")
+    contents = {name: litert.read_tflite(model) for name, model in variants.items()}
+    timings = (
+        compute.compare_latency(
+            contents, num_runs=num_runs, warmup=warmup, rounds=rounds, num_threads=num_threads
+        )
+        if latency
+        else {}
+    )
+    records = []
+    for name, content in contents.items():
+        records.append(
+            VariantRecord(
+                name=name,
+                tflite=content,
+                size_bytes=len(content),
+                gzip_bytes=litert.gzip_size(content),
+                accuracy=litert.evaluate_tflite(
+                    content, split.images, split.labels, num_threads=num_threads
+                ),
+                latency=timings.get(name),
+                params=(params or {}).get(name),
+            )
+        )
+    return records
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    return f"{n / 1024:.1f} KiB"
+
+
+def to_markdown(records: list, baseline: str | None = None) -> str:
+    """Formats records as a markdown table.
+
+    Columns: size, gzip size, accuracy, p50 and p99 latency with the 95 % interval of the
+    median, and, when ``baseline`` names a record, the size ratio and speed-up relative
+    to it (both ``baseline / variant``, so larger is better).
+
+    Raises:
+        ValueError: if ``baseline`` is not the name of a record.
+    """
+    by_name = {r.name: r for r in records}
+    if baseline is not None and baseline not in by_name:
+        raise ValueError(f"baseline {baseline!r} is not one of {sorted(by_name)}")
+    base = by_name.get(baseline)
+    header = ["variant", "size", "gzip", "accuracy", "p50 ms (95 % CI)", "p99 ms"]
+    if base is not None:
+        header += ["smaller", "faster"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in records:
+        if r.latency is not None:
+            lo, hi = r.latency.ci95_ms
+            p50 = f"{r.latency.p50_ms:.2f} ({lo:.2f}-{hi:.2f})"
+            p99 = f"{r.latency.p99_ms:.2f}"
+        else:
+            p50 = p99 = "n/a"
+        cells = [r.name, _fmt_bytes(r.size_bytes), _fmt_bytes(r.gzip_bytes), f"{100 * r.accuracy:.1f} %", p50, p99]
+        if base is not None:
+            cells.append(f"{base.size_bytes / r.size_bytes:.2f}x")
+            if base.latency is not None and r.latency is not None:
+                cells.append(f"{compute.speedup(base.latency, r.latency):.2f}x")
+            else:
+                cells.append("n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Shared fixtures: small, fast models and data so that library tests take seconds."""
+
+import pytest
+
+from mobileopt_ref import env
+
+# Every test process uses the reference thread count, as the notebooks do.
+env.setup(threads=env.DEFAULT_THREADS, seed=0, figures=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """A training config small enough to train twice in a test (about half a minute)."""
+    from mobileopt_ref import models
+
+    return models.TrainConfig(
+        alpha=0.35, resolution=32, epochs=1, images_per_epoch=256, batch_size=32, n_validation=64, name="tiny"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained, small MobileNetV2 (alpha 0.35, 32 px)."""
+    from mobileopt_ref import models
+
+    return models.build_mobilenet_v2(0.35, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tiny_model):
+    from mobileopt_ref import litert
+
+    return litert.to_tflite(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_split():
+    from mobileopt_ref import data
+
+    return data.Split(*data.generate_patterns(40, 32, seed=1, split="test"))

@@ -1,0 +1,28 @@
+"""The book builds from the stored outputs with warnings as errors."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_book_builds_with_warnings_as_errors(tmp_path):
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    assert jupyter_book.exists(), "jupyter-book is not installed in this environment"
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    html = tmp_path / "_build" / "html"
+    pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
+    for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html"):
+        assert page in pages, f"{page} missing from the built site"
+    baseline = (html / "notebooks" / "00_baseline.html").read_text(encoding="utf-8")
+    # Glued numbers were substituted (an unresolved glue would have failed -W anyway).
+    assert "glue" not in baseline.lower() or "{glue" not in baseline
+    shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)

@@ -1,0 +1,107 @@
+"""Tests of the offline pattern dataset."""
+
+import time
+
+import numpy as np
+import pytest
+
+from mobileopt_ref import data
+
+
+def test_shapes_dtypes_and_balanced_labels():
+    x, y = data.generate_patterns(105, resolution=48, seed=3)
+    assert x.shape == (105, 48, 48, 3) and x.dtype == np.uint8
+    assert y.shape == (105,) and y.dtype == np.int64
+    counts = np.bincount(y, minlength=data.NUM_CLASSES)
+    assert len(counts) == data.NUM_CLASSES == len(data.CLASS_NAMES) >= 10
+    assert counts.min() == 10 and counts.max() == 11
+
+
+def test_same_seed_gives_identical_bytes_and_other_seeds_differ():
+    a = data.generate_patterns(64, 32, seed=7)
+    b = data.generate_patterns(64, 32, seed=7)
+    c = data.generate_patterns(64, 32, seed=8)
+    assert a[0].tobytes() == b[0].tobytes() and np.array_equal(a[1], b[1])
+    assert a[0].tobytes() != c[0].tobytes()
+
+
+def test_splits_and_epochs_are_different_streams():
+    train, _ = data.generate_patterns(32, 32, seed=0, split="train")
+    test, _ = data.generate_patterns(32, 32, seed=0, split="test")
+    epoch1, _ = data.generate_patterns(32, 32, seed=0, split="train", epoch=1)
+    assert not np.array_equal(train, test)
+    assert not np.array_equal(train, epoch1)
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 224])
+def test_resolutions_from_32_to_224(resolution):
+    x, _ = data.generate_patterns(12, resolution, seed=0)
+    assert x.shape[1:3] == (resolution, resolution)
+    # Real images: every one uses a range of pixel values, none is flat.
+    spread = x.reshape(len(x), -1).max(axis=1).astype(int) - x.reshape(len(x), -1).min(axis=1)
+    assert spread.min() > 40
+
+
+def test_ten_thousand_images_in_seconds():
+    start = time.perf_counter()
+    x, _ = data.generate_patterns(10_000, 32, seed=0)
+    seconds = time.perf_counter() - start
+    assert len(x) == 10_000
+    assert seconds < 10.0, f"10,000 images at 32 px took {seconds:.1f} s"
+
+
+def test_mixing_makes_images_ambiguous_but_zero_mix_is_clean():
+    clean, y = data.generate_patterns(50, 32, seed=0, mix_max=0.0, noise_max=0.0)
+    mixed, y2 = data.generate_patterns(50, 32, seed=0, mix_max=0.5, noise_max=0.0)
+    assert np.array_equal(y, y2)
+    assert not np.array_equal(clean, mixed)
+
+
+def test_preprocess_maps_to_minus_one_one():
+    x = np.array([0, 127.5, 255])
+    np.testing.assert_allclose(data.preprocess(x), [-1.0, 0.0, 1.0])
+    assert data.preprocess(np.zeros(3, np.uint8)).dtype == np.float32
+
+
+def test_load_dataset_patterns_has_three_splits():
+    ds = data.load_dataset("patterns", 32, n_train=30, n_validation=20, n_test=10, seed=4)
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (30, 20, 10)
+    assert ds.class_names == data.CLASS_NAMES and ds.resolution == 32
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "imagenet"}, "unknown dataset 'imagenet'.*patterns"),
+        ({"resolution": 16}, r"resolution must be in \[32, 224\]"),
+        ({"resolution": 300}, r"resolution must be in \[32, 224\]"),
+        ({"resolution": 64.0}, "resolution must be an integer"),
+        ({"n_train": 0}, "n_train must be a positive integer"),
+        ({"n_test": -5}, "n_test must be a positive integer"),
+    ],
+)
+def test_load_dataset_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.load_dataset(**{"name": "patterns", "resolution": 32, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": 0}, "n must be a positive integer"),
+        ({"split": "dev"}, "split must be one of"),
+        ({"epoch": -1}, "epoch must be a non-negative integer"),
+        ({"mix_max": 0.7}, r"mix_max must be in \[0, 0.5\]"),
+        ({"noise_max": float("nan")}, "noise_max must be in"),
+    ],
+)
+def test_generate_patterns_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.generate_patterns(**{"n": 4, "resolution": 32, **kwargs})
+
+
+def test_real_dataset_offline_fails_with_a_message_naming_the_default():
+    # tensorflow-datasets is not a dependency and this machine is offline: either way
+    # the reader must be told about the offline default.
+    with pytest.raises(RuntimeError, match="load_dataset\\('patterns'\\)"):
+        data.load_dataset("tf_flowers", 64)

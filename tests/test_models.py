@@ -1,0 +1,129 @@
+"""Tests of the MobileNetV2 builders, deterministic training and the model cache."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mobileopt_ref import models
+
+
+def test_teacher_and_student_are_keras_mobilenet_v2_with_logits():
+    teacher = models.build_mobilenet_v2(models.TEACHER_ALPHA, 64)
+    student = models.build_mobilenet_v2(models.STUDENT_ALPHA, 64)
+    assert teacher.name.startswith("mobilenetv2_1.00") and student.name.startswith("mobilenetv2_0.35")
+    assert teacher.output_shape == student.output_shape == (None, 10)
+    assert teacher.layers[-1].activation.__name__ == "linear"  # logits, no softmax
+    # Published parameter counts of the Keras model (ImageNet head 1000 classes) are
+    # 3,538,984 (alpha 1.0); with a 10-class head the Dense layer shrinks accordingly.
+    assert models.count_params(teacher) == 3_538_984 - 1281 * 1000 + 1281 * 10
+    assert models.count_params(student) < models.count_params(teacher) / 4
+    bn = [l for l in student.layers if l.__class__.__name__ == "BatchNormalization"]
+    assert bn and all(layer.momentum == 0.9 for layer in bn)
+
+
+def test_training_the_same_config_twice_gives_bit_identical_weights(tiny_config):
+    first, rec1 = models.train(tiny_config, verbose=False)
+    second, rec2 = models.train(tiny_config, verbose=False)
+    assert models.weights_digest(first.get_weights()) == models.weights_digest(second.get_weights())
+    assert rec1["history"] == rec2["history"]
+    # ...and a different seed gives different weights, so the check above can fail.
+    other, _ = models.train(models.TrainConfig(**{**tiny_config.__dict__, "seed": 1}), verbose=False)
+    assert models.weights_digest(other.get_weights()) != models.weights_digest(first.get_weights())
+
+
+def test_cache_round_trip_and_key(tiny_config, tmp_path):
+    model, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    assert meta["source"] == "trained"
+    entry = tmp_path / tiny_config.entry_name()
+    assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "weights.npz"]
+    loaded, meta2 = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    assert meta2["source"] == "cache"
+    assert models.weights_digest(loaded.get_weights()) == meta["weights_sha256"]
+    # No temporary folders are left behind by the atomic write.
+    assert [p.name for p in tmp_path.iterdir()] == [tiny_config.entry_name()]
+
+
+def test_key_depends_on_training_fields_only():
+    a = models.TrainConfig(name="a")
+    assert a.key() == models.TrainConfig(name="b").key()
+    assert a.key() != models.TrainConfig(seed=1).key()
+    assert a.key() != models.TrainConfig(threads=1).key()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_meta", "bad_json"])
+def test_corrupt_cache_entries_are_detected_and_rebuilt(tiny_config, tmp_path, damage, capsys):
+    _, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    entry = tmp_path / tiny_config.entry_name()
+    weights, meta_file = entry / "weights.npz", entry / "meta.json"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "flip":
+        # Change one stored weight but keep a valid file: only the SHA-256 catches it.
+        with np.load(weights) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["w0000"] = arrays["w0000"].copy()
+        arrays["w0000"].flat[0] += 1.0
+        np.savez_compressed(weights, **arrays)
+    elif damage == "drop_meta":
+        meta_file.unlink()
+    else:
+        meta_file.write_text("{not json")
+    model, meta2 = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    assert meta2["source"] == "trained"
+    assert "cache entry unusable" in capsys.readouterr().err
+    # The rebuilt entry is valid again and equals the original training.
+    assert meta2["weights_sha256"] == meta["weights_sha256"]
+    assert json.loads(meta_file.read_text())["weights_sha256"] == meta["weights_sha256"]
+
+
+def test_retrain_flag_trains_even_when_cached(tiny_config, tmp_path, monkeypatch):
+    models.load_or_train(tiny_config, tmp_path, verbose=False)
+    monkeypatch.setenv(models.RETRAIN_ENV, "1")
+    _, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    assert meta["source"] == "trained"
+
+
+@pytest.mark.parametrize("alpha", [0.25, 2.0, "1.0", True])
+def test_alphas_keras_does_not_define_are_refused(alpha):
+    with pytest.raises(ValueError, match="alpha must be one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4"):
+        models.build_mobilenet_v2(alpha, 64)
+
+
+@pytest.mark.parametrize("resolution", [0, -32, 31, 225])
+def test_resolutions_mobilenet_v2_cannot_take_are_refused(resolution):
+    with pytest.raises(ValueError, match=r"resolution must be in \[32, 224\]"):
+        models.build_mobilenet_v2(0.35, resolution)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("epochs", 0, "epochs must be a positive integer"),
+        ("images_per_epoch", -1, "images_per_epoch must be a positive integer"),
+        ("batch_size", 0, "batch_size must be a positive integer"),
+        ("learning_rate", 0.0, "learning_rate must be positive"),
+        ("alpha", 0.6, "alpha must be one of"),
+        ("resolution", 16, "resolution must be in"),
+    ],
+)
+def test_bad_train_configs_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        models.TrainConfig(**{field: value})
+
+
+def test_imagenet_weights_offline_fail_with_a_message_naming_the_default():
+    with pytest.raises(RuntimeError, match="offline default is weights=None"):
+        models.build_mobilenet_v2(1.0, 224, num_classes=1000, weights="imagenet")
+
+
+def test_the_shipped_entries_are_valid_and_match_their_configs():
+    """The weights in cache/ load, verify against their SHA-256 and are not retrained."""
+    from pathlib import Path
+
+    cache = Path(__file__).resolve().parents[1] / "cache"
+    for config in (models.TEACHER, models.STUDENT):
+        cached = models.load_cached(config, cache)
+        assert cached is not None, f"{config.name} is not shipped (valid) in cache/"
+        _, meta = cached
+        assert meta["key"] == config.key()

@@ -1,0 +1,33 @@
+"""Tests of the result record and the table built from it."""
+
+import pytest
+
+from mobileopt_ref import litert, report
+
+
+def test_measure_variants_gives_one_complete_record_per_variant(tiny_tflite, tiny_split):
+    records = report.measure_variants(
+        {"a": tiny_tflite, "b": tiny_tflite}, tiny_split, params={"a": 123}, num_runs=6, warmup=1, rounds=2
+    )
+    assert [r.name for r in records] == ["a", "b"]
+    a = records[0]
+    assert a.size_bytes == len(tiny_tflite)
+    assert a.gzip_bytes == litert.gzip_size(tiny_tflite)
+    assert a.accuracy == litert.evaluate_tflite(tiny_tflite, tiny_split.images, tiny_split.labels)
+    assert a.latency.runs == 6 and a.params == 123 and records[1].params is None
+    row = a.row()
+    assert row["p50_ms"] == a.latency.p50_ms and "tflite" not in row
+    assert "tflite" not in repr(a)
+
+
+def test_markdown_table_has_ratios_relative_to_the_baseline(tiny_tflite, tiny_split):
+    records = report.measure_variants({"base": tiny_tflite}, tiny_split, latency=False)
+    table = report.to_markdown(records, baseline="base")
+    assert "| base |" in table and "1.00x" in table and "n/a" in table
+    with pytest.raises(ValueError, match="baseline 'nope' is not one of"):
+        report.to_markdown(records, baseline="nope")
+
+
+def test_no_variants_is_an_error(tiny_split):
+    with pytest.raises(ValueError, match="at least one variant"):
+        report.measure_variants({}, tiny_split)
