@@ -28,7 +28,19 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # book; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+
+
+from mobileopt_ref._quiet import native_stderr_captured  # noqa: E402
+
+# TensorFlow's native start-up notices (oneDNN, CPU features, a failed CUDA probe on
+# machines without a GPU) are written to fd 2 before its log level applies; they are
+# kept out of notebooks and shown only if the import fails.
+with native_stderr_captured():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+
+    tf.config.list_physical_devices()  # run the CUDA probe now, while captured
+
+
 
 __all__ = ["tf", "keras"]

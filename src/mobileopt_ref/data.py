@@ -229,7 +229,7 @@ def generate_patterns(
     split: str = "train",
     epoch: int = 0,
     mix_max: float = 0.5,
-    noise_max: float = 0.25,
+    noise_max: float = 0.1,
 ):
     """Draws ``n`` labelled pattern images, deterministically.
 

@@ -56,6 +56,8 @@ class _EchoingClient(NotebookClient):
         self.on_cell_start = self._cell_start
 
     def _cell_start(self, cell, cell_index):
+        if cell.cell_type != "code":
+            return
         self._seen += 1
         first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
         print(

@@ -30,6 +30,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from mobileopt_ref import data
+from mobileopt_ref._quiet import native_stderr_captured
 from mobileopt_ref._keras import tf
 
 KERNELS = {
@@ -106,12 +107,14 @@ def make_interpreter(model, *, num_threads: int = 2, kernels: str = "xnnpack") -
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
     try:
-        interpreter = Interpreter(
-            model_content=content,
-            num_threads=num_threads,
-            experimental_op_resolver_type=KERNELS[kernels],
-        )
-        interpreter.allocate_tensors()
+        # LiteRT announces the XNNPACK delegate on fd 2 at every creation; keep it quiet.
+        with native_stderr_captured():
+            interpreter = Interpreter(
+                model_content=content,
+                num_threads=num_threads,
+                experimental_op_resolver_type=KERNELS[kernels],
+            )
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise ValueError(
             f"LiteRT could not load this model ({len(content)} bytes; truncated or "

@@ -95,7 +95,10 @@ def plot_history(histories: dict, metric: str = "accuracy"):
 
 
 def draw_flowchart(edges, labels: dict, positions: dict, ax=None, colors: dict | None = None):
-    """Draws a directed graph as boxes and arrows (the book's concept diagrams).
+    """Draws a top-down directed graph as boxes joined by arrows (the concept diagrams).
+
+    Each edge runs from the bottom centre of its source box to the top centre of its
+    target box, so sources should sit above their targets.
 
     Args:
         edges: ``[(source, target), ...]`` node ids.
@@ -110,16 +113,14 @@ def draw_flowchart(edges, labels: dict, positions: dict, ax=None, colors: dict |
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
     colors = colors or {}
-    for src, dst in edges:
-        (x0, y0), (x1, y1) = positions[src], positions[dst]
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=18, shrinkB=18, lw=1.2),
-        )
+    xs = [p[0] for p in positions.values()]
+    ys = [p[1] for p in positions.values()]
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
+    ax.axis("off")
+    boxes = {}
     for node, (x, y) in positions.items():
-        ax.text(
+        boxes[node] = ax.text(
             x,
             y,
             labels[node],
@@ -128,9 +129,13 @@ def draw_flowchart(edges, labels: dict, positions: dict, ax=None, colors: dict |
             fontsize=9,
             bbox=dict(boxstyle="round,pad=0.45", fc=colors.get(node, "#e8eef7"), ec="0.4"),
         )
-    xs = [p[0] for p in positions.values()]
-    ys = [p[1] for p in positions.values()]
-    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
-    ax.axis("off")
+    for src, dst in edges:
+        ax.annotate(
+            "",
+            xy=(0.5, 1.0),
+            xycoords=boxes[dst],
+            xytext=(0.5, 0.0),
+            textcoords=boxes[src],
+            arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=2, shrinkB=2, lw=1.2),
+        )
     return ax
