@@ -57,6 +57,13 @@ def test_mixing_makes_images_ambiguous_but_zero_mix_is_clean():
     assert not np.array_equal(clean, mixed)
 
 
+def test_return_mix_gives_the_distractor_weights_of_the_same_images():
+    x, y = data.generate_patterns(30, 32, seed=5, mix_max=0.3)
+    x2, y2, mix = data.generate_patterns(30, 32, seed=5, mix_max=0.3, return_mix=True)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert mix.shape == (30,) and mix.min() >= 0.0 and mix.max() <= 0.3
+
+
 def test_preprocess_maps_to_minus_one_one():
     x = np.array([0, 127.5, 255])
     np.testing.assert_allclose(data.preprocess(x), [-1.0, 0.0, 1.0])

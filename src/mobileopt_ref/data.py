@@ -223,13 +223,14 @@ def _render_field(kinds, params, idx, grid):
 
 def generate_patterns(
     n: int,
-    resolution: int = 64,
+    resolution: int = 32,
     seed: int = 0,
     *,
     split: str = "train",
     epoch: int = 0,
     mix_max: float = 0.5,
     noise_max: float = 0.1,
+    return_mix: bool = False,
 ):
     """Draws ``n`` labelled pattern images, deterministically.
 
@@ -252,10 +253,12 @@ def generate_patterns(
         mix_max: largest distractor weight ``m``, in ``[0, 0.5]``. 0 gives clean
             images; 0.5 makes the hardest images genuinely ambiguous.
         noise_max: largest per-image noise standard deviation, in ``[0, 1]``.
+        return_mix: also return each image's distractor weight ``m``.
 
     Returns:
         ``(images, labels)``: ``uint8`` array ``(n, resolution, resolution, 3)`` and
-        ``int64`` array ``(n,)``.
+        ``int64`` array ``(n,)``; with ``return_mix``, ``(images, labels, mix)`` where
+        ``mix`` is the ``float32`` array of the weights ``m``.
 
     Raises:
         ValueError: for a non-positive ``n``, a resolution outside ``[32, 224]``, an
@@ -298,6 +301,8 @@ def generate_patterns(
         img = bg[idx, None, None, :] + (fg - bg)[idx, None, None, :] * shade[..., None]
         img += rng.standard_normal(img.shape, dtype=np.float32) * noise[idx, None, None, None]
         images[idx] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if return_mix:
+        return images, labels, mix
     return images, labels
 
 
@@ -315,7 +320,7 @@ def preprocess(images) -> np.ndarray:
 
 def load_dataset(
     name: str = "patterns",
-    resolution: int = 64,
+    resolution: int = 32,
     *,
     n_train: int = 10_000,
     n_validation: int = 2_000,

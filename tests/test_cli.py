@@ -1,0 +1,20 @@
+"""Tests of the mobileopt command's argument handling (the runs themselves are tested elsewhere)."""
+
+import pytest
+
+from mobileopt_ref import cli
+
+
+def test_execute_reports_a_missing_notebook(tmp_path, capsys):
+    assert cli.main(["execute", str(tmp_path / "absent.ipynb")]) == 2
+    assert "no notebook at" in capsys.readouterr().err
+
+
+def test_unknown_model_names_are_refused():
+    with pytest.raises(SystemExit, match="unknown model 'giant'; choose from teacher, student"):
+        cli.main(["train", "giant"])
+
+
+def test_a_command_is_required():
+    with pytest.raises(SystemExit):
+        cli.main([])
