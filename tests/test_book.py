@@ -3,6 +3,8 @@
 import shutil
 import subprocess
 import sys
+
+import nbformat
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +25,16 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html"):
         assert page in pages, f"{page} missing from the built site"
     baseline = (html / "notebooks" / "00_baseline.html").read_text(encoding="utf-8")
-    # Glued numbers were substituted (an unresolved glue would have failed -W anyway).
-    assert "glue" not in baseline.lower() or "{glue" not in baseline
+    assert "{glue" not in baseline
+    # A number glued in the notebook appears, formatted as the prose asks, in the page.
+    nb = nbformat.read(ROOT / "notebooks" / "00_baseline.ipynb", as_version=4)
+    glued = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            key = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                glued[key] = out["data"]["application/papermill.record/text/plain"]
+    assert "teacher_params" in glued
+    assert f"{int(glued['teacher_params']):,}" in baseline
+    assert f"{float(glued['teacher_acc']):.1f} %" in baseline
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)

@@ -1,6 +1,8 @@
 """Tests of the MobileNetV2 builders, deterministic training and the model cache."""
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -22,26 +24,41 @@ def test_teacher_and_student_are_keras_mobilenet_v2_with_logits():
     assert bn and all(layer.momentum == 0.9 for layer in bn)
 
 
-def test_training_the_same_config_twice_gives_bit_identical_weights(tiny_config):
-    first, rec1 = models.train(tiny_config, verbose=False)
-    second, rec2 = models.train(tiny_config, verbose=False)
-    assert models.weights_digest(first.get_weights()) == models.weights_digest(second.get_weights())
-    assert rec1["history"] == rec2["history"]
-    # ...and a different seed gives different weights, so the check above can fail.
-    other, _ = models.train(models.TrainConfig(**{**tiny_config.__dict__, "seed": 1}), verbose=False)
-    assert models.weights_digest(other.get_weights()) != models.weights_digest(first.get_weights())
-
-
-def test_cache_round_trip_and_key(tiny_config, tmp_path):
-    model, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
+@pytest.fixture(scope="module")
+def trained_entry(tiny_config, tmp_path_factory):
+    """One tiny training, cached: (cache folder, meta). Tests copy the folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    _, meta = models.load_or_train(tiny_config, cache, verbose=False)
     assert meta["source"] == "trained"
-    entry = tmp_path / tiny_config.entry_name()
+    return cache, meta
+
+
+@pytest.fixture
+def cache_copy(trained_entry, tmp_path):
+    cache, _ = trained_entry
+    shutil.copytree(cache, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_training_the_same_config_twice_gives_bit_identical_weights(tiny_config, trained_entry):
+    _, first = trained_entry
+    second, rec2 = models.train(tiny_config, verbose=False)
+    assert models.weights_digest(second.get_weights()) == first["weights_sha256"]
+    assert rec2["history"] == first["history"]
+    # ...and a different seed gives different weights, so the check above can fail.
+    other, _ = models.train(dataclasses.replace(tiny_config, seed=1), verbose=False)
+    assert models.weights_digest(other.get_weights()) != first["weights_sha256"]
+
+
+def test_cache_round_trip(tiny_config, trained_entry, cache_copy):
+    _, meta = trained_entry
+    entry = cache_copy / tiny_config.entry_name()
     assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "weights.npz"]
-    loaded, meta2 = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    loaded, meta2 = models.load_or_train(tiny_config, cache_copy, verbose=False)
     assert meta2["source"] == "cache"
     assert models.weights_digest(loaded.get_weights()) == meta["weights_sha256"]
-    # No temporary folders are left behind by the atomic write.
-    assert [p.name for p in tmp_path.iterdir()] == [tiny_config.entry_name()]
+    # No temporary folders were left behind by the atomic write.
+    assert [p.name for p in trained_entry[0].iterdir()] == [tiny_config.entry_name()]
 
 
 def test_key_depends_on_training_fields_only():
@@ -49,39 +66,58 @@ def test_key_depends_on_training_fields_only():
     assert a.key() == models.TrainConfig(name="b").key()
     assert a.key() != models.TrainConfig(seed=1).key()
     assert a.key() != models.TrainConfig(threads=1).key()
+    assert a.key() != models.TrainConfig(ramp_epochs=0).key()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_meta", "bad_json"])
-def test_corrupt_cache_entries_are_detected_and_rebuilt(tiny_config, tmp_path, damage, capsys):
-    _, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
-    entry = tmp_path / tiny_config.entry_name()
+def _damage(entry, how):
     weights, meta_file = entry / "weights.npz", entry / "meta.json"
-    if damage == "truncate":
+    if how == "truncate":
         weights.write_bytes(weights.read_bytes()[:1000])
-    elif damage == "flip":
+    elif how == "flip":
         # Change one stored weight but keep a valid file: only the SHA-256 catches it.
         with np.load(weights) as npz:
             arrays = {k: npz[k] for k in npz.files}
         arrays["w0000"] = arrays["w0000"].copy()
         arrays["w0000"].flat[0] += 1.0
         np.savez_compressed(weights, **arrays)
-    elif damage == "drop_meta":
+    elif how == "drop_meta":
         meta_file.unlink()
-    else:
+    elif how == "bad_json":
         meta_file.write_text("{not json")
-    model, meta2 = models.load_or_train(tiny_config, tmp_path, verbose=False)
-    assert meta2["source"] == "trained"
+    elif how == "other_config":
+        meta = json.loads(meta_file.read_text())
+        meta["key"] = "0" * 64
+        meta_file.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_meta", "bad_json", "other_config"])
+def test_corrupt_cache_entries_are_detected(tiny_config, cache_copy, damage, capsys):
+    _damage(cache_copy / tiny_config.entry_name(), damage)
+    assert models.load_cached(tiny_config, cache_copy) is None
     assert "cache entry unusable" in capsys.readouterr().err
+
+
+def test_a_corrupt_entry_is_rebuilt_by_training(tiny_config, trained_entry, cache_copy):
+    _, meta = trained_entry
+    entry = cache_copy / tiny_config.entry_name()
+    _damage(entry, "flip")
+    _, rebuilt = models.load_or_train(tiny_config, cache_copy, verbose=False)
+    assert rebuilt["source"] == "trained"
     # The rebuilt entry is valid again and equals the original training.
-    assert meta2["weights_sha256"] == meta["weights_sha256"]
-    assert json.loads(meta_file.read_text())["weights_sha256"] == meta["weights_sha256"]
+    assert rebuilt["weights_sha256"] == meta["weights_sha256"]
+    assert models.load_cached(tiny_config, cache_copy) is not None
+    assert sorted(p.name for p in cache_copy.iterdir()) == [tiny_config.entry_name()]
 
 
-def test_retrain_flag_trains_even_when_cached(tiny_config, tmp_path, monkeypatch):
-    models.load_or_train(tiny_config, tmp_path, verbose=False)
+def test_retrain_flag_trains_even_when_cached(tiny_config, cache_copy, monkeypatch):
     monkeypatch.setenv(models.RETRAIN_ENV, "1")
-    _, meta = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    _, meta = models.load_or_train(tiny_config, cache_copy, verbose=False)
     assert meta["source"] == "trained"
+
+
+def test_absent_entry_is_none_without_a_message(tiny_config, tmp_path, capsys):
+    assert models.load_cached(tiny_config, tmp_path) is None
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("alpha", [0.25, 2.0, "1.0", True])
