@@ -22,7 +22,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     html = tmp_path / "_build" / "html"
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
-    for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html"):
+    for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     baseline = (html / "notebooks" / "00_baseline.html").read_text(encoding="utf-8")
     assert "{glue" not in baseline
@@ -38,3 +38,12 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert f"{int(glued['teacher_params']):,}" in baseline
     assert f"{float(glued['teacher_acc']):.1f} %" in baseline
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
+
+
+def test_reference_page_documents_every_public_module():
+    text = (ROOT / "book" / "reference.md").read_text(encoding="utf-8")
+    modules = sorted(
+        p.stem for p in (ROOT / "src" / "mobileopt_ref").glob("*.py") if not p.stem.startswith("_") and p.stem != "cli"
+    )
+    for module in modules:
+        assert f".. automodule:: mobileopt_ref.{module}" in text, f"{module} missing from book/reference.md"

@@ -86,9 +86,11 @@ def execute_notebook(path, timeout: int | None = None, kernel_name: str = "pytho
     Returns:
         Seconds taken.
 
+    If a cell fails, nbclient's ``CellExecutionError`` propagates and the file on disk is
+    left unchanged.
+
     Raises:
         FileNotFoundError: if the notebook does not exist.
-        nbclient.exceptions.CellExecutionError: if a cell fails; the file is unchanged.
     """
     path = Path(path)
     if not path.is_file():

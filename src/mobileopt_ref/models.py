@@ -143,7 +143,7 @@ class TrainConfig:
         seed: weight-initialisation and shuffling seed.
         data_seed: dataset seed.
         n_validation: validation images, evaluated after each epoch.
-        mix_max: distractor weight of the data (see :func:`data.generate_patterns`).
+        mix_max: distractor weight of the data (see :func:`mobileopt_ref.data.generate_patterns`).
         noise_max: noise level of the data.
         ramp_epochs: curriculum length. Epoch ``e`` trains on data whose ``mix_max`` and
             ``noise_max`` are scaled by ``min(1, (e + 1) / (ramp_epochs + 1))``; 0 trains
@@ -195,9 +195,9 @@ class TrainConfig:
 
 
 TEACHER = TrainConfig(alpha=TEACHER_ALPHA, name="teacher")
-"""The book's teacher: MobileNetV2 alpha 1.0 at 32 px, 60 epochs of 6,400 fresh images."""
+"""MobileNetV2 alpha 1.0 at 32 px, 60 epochs of 6,400 fresh images (the book's teacher)."""
 STUDENT = TrainConfig(alpha=STUDENT_ALPHA, name="student")
-"""The book's student: MobileNetV2 alpha 0.35 at 32 px, same recipe as the teacher."""
+"""MobileNetV2 alpha 0.35 at 32 px, the teacher's recipe (the book's student)."""
 
 
 def weights_digest(weights) -> str:

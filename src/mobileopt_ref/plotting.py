@@ -27,7 +27,7 @@ BOOK_STYLE = {
 
 
 def use_book_style() -> None:
-    """Applies :data:`BOOK_STYLE` to matplotlib."""
+    """Applies ``BOOK_STYLE``, the book's rcParams, to matplotlib."""
     mpl.rcParams.update(BOOK_STYLE)
 
 

@@ -78,7 +78,7 @@ def measure_variants(
 ) -> list:
     """Measures model variants with one harness: size, gzip size, accuracy, latency.
 
-    Latencies are measured side by side (see :func:`compute.compare_latency`), so the
+    Latencies are measured side by side (see :func:`mobileopt_ref.compute.compare_latency`), so the
     ratios between the variants of one call are comparable.
 
     Args:
