@@ -18,3 +18,10 @@ def test_unknown_model_names_are_refused():
 def test_a_command_is_required():
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_retrain_check_without_shipped_entries_fails_without_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "student"]) == 1
+    assert "no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

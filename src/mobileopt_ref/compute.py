@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from mobileopt_ref import litert
+from mobileopt_ref import data, litert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +133,6 @@ def _prepared_interpreter(model, num_threads, kernels, seed):
     inp = interpreter.get_input_details()[0]
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, size=inp["shape"], dtype=np.uint8)
-    from mobileopt_ref import data  # noqa: PLC0415
-
     interpreter.set_tensor(inp["index"], litert.quantize_input(data.preprocess(image), inp))
     return interpreter
 
