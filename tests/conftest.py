@@ -38,3 +38,34 @@ def tiny_split():
     from mobileopt_ref import data
 
     return data.Split(*data.generate_patterns(40, 32, seed=1, split="test"))
+
+
+@pytest.fixture(scope="session")
+def small_cnn(tiny_split):
+    """A small conv net with MobileNetV2's layer kinds, quick to convert (seconds).
+
+    Stride-2 3x3 conv with ReLU6, depthwise 3x3, 1x1 projection, global average pool,
+    dense: full-integer conversion of MobileNetV2 itself takes half a minute, and what
+    most conversion tests check does not depend on the network's size.
+    """
+    from mobileopt_ref._keras import keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.Input((32, 32, 3)),
+            layers.Conv2D(16, 3, strides=2, padding="same", activation="relu6"),
+            layers.DepthwiseConv2D(3, padding="same", activation="relu6"),
+            layers.Conv2D(72, 1),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(10),
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def small_cnn_int8(small_cnn, tiny_split):
+    from mobileopt_ref import litert
+
+    return litert.to_tflite(small_cnn, "full_int8", representative_images=tiny_split.images[:16])

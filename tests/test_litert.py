@@ -39,36 +39,11 @@ def test_int8_io_is_quantized_and_dequantized():
         litert.quantize_input(np.zeros(2), {"name": "y", "dtype": np.int8, "quantization": (0.0, 0)})
 
 
-def test_full_int8_model_is_evaluated_through_its_quantization_parameters(tiny_split):
-    from mobileopt_ref._keras import keras, tf
-
-    # A small conv net: full-integer conversion of MobileNetV2 takes a minute, and the
-    # quantized input/output handling under test does not depend on the network's size.
-    keras.utils.set_random_seed(0)
-    tiny_model = keras.Sequential(
-        [
-            keras.layers.Input((32, 32, 3)),
-            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(10),
-        ]
-    )
-
-    def representative():
-        for img in tiny_split.images[:8]:
-            yield [data.preprocess(img[None])]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(tiny_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    int8 = converter.convert()
-    interp = litert.make_interpreter(int8)
+def test_full_int8_model_is_evaluated_through_its_quantization_parameters(small_cnn, small_cnn_int8, tiny_split):
+    interp = litert.make_interpreter(small_cnn_int8)
     assert interp.get_input_details()[0]["dtype"] == np.int8
-    out = litert.predict_tflite(int8, tiny_split.images[:8])
-    ref = litert.predict_tflite(litert.to_tflite(tiny_model), tiny_split.images[:8])
+    out = litert.predict_tflite(small_cnn_int8, tiny_split.images[:8])
+    ref = litert.predict_tflite(litert.to_tflite(small_cnn), tiny_split.images[:8])
     assert out.dtype == np.float32
     # Dequantized int8 logits track the float ones within a few quantization steps.
     scale = interp.get_output_details()[0]["quantization"][0]
@@ -121,3 +96,114 @@ def test_bad_interpreter_settings(tiny_tflite):
         litert.make_interpreter(tiny_tflite, num_threads=0)
     with pytest.raises(ValueError, match="must be .tflite bytes or a path"):
         litert.read_tflite(12345)
+
+
+# --- converter modes, LiteRT Quantizer recipes, reading the file back ------------------
+
+
+def _weight_dtypes(model) -> set:
+    graph = litert.read_graph(model)
+    return {
+        np.dtype(graph.tensors[op.inputs[1]].dtype).name
+        for op in graph.find("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    }
+
+
+@pytest.mark.parametrize(
+    "mode, weights, io",
+    [
+        ("float32", {"float32"}, "float32"),
+        ("float16", {"float32"}, "float32"),  # float16 constants feed DEQUANTIZE ops
+        # weights under 1,024 elements stay float32 (the converter's default threshold)
+        ("dynamic_int8", {"int8", "float32"}, "float32"),
+        ("full_int8", {"int8"}, "int8"),
+        ("int16x8", {"int8"}, "float32"),
+    ],
+)
+def test_every_conversion_mode_stores_what_it_says(small_cnn, tiny_split, mode, weights, io):
+    content = litert.to_tflite(small_cnn, mode, representative_images=tiny_split.images[:16])
+    graph = litert.read_graph(content)
+    assert _weight_dtypes(content) == weights
+    interp = litert.make_interpreter(content)
+    assert np.dtype(interp.get_input_details()[0]["dtype"]).name == io
+    dtypes = {np.dtype(t.dtype).name for t in graph.tensors if not isinstance(t.dtype, str)}
+    if mode == "dynamic_int8":
+        for op in graph.find("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = graph.tensors[op.inputs[1]]
+            assert (w.dtype is np.int8) == (np.prod(w.shape) >= 1024), (w.name, w.shape)
+    if mode == "float16":
+        assert "float16" in dtypes and "DEQUANTIZE" in graph.op_counts()
+    if mode == "int16x8":
+        conv_out = graph.tensors[graph.find("CONV_2D")[0].outputs[0]]
+        assert conv_out.dtype is np.int16
+    float_out = litert.predict_tflite(litert.to_tflite(small_cnn), tiny_split.images[:8])
+    out = litert.predict_tflite(content, tiny_split.images[:8])
+    assert np.max(np.abs(out - float_out)) < 0.1 * np.max(np.abs(float_out)) + 1e-3
+
+
+def test_conversion_modes_refuse_bad_input(small_cnn):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        litert.to_tflite(small_cnn, "int2")
+    with pytest.raises(ValueError, match="needs representative_images"):
+        litert.to_tflite(small_cnn, "full_int8")
+    with pytest.raises(ValueError, match=r"representative_images must be \(n>0"):
+        litert.to_tflite(small_cnn, "full_int8", representative_images=np.zeros((0, 32, 32, 3), np.uint8))
+
+
+@pytest.mark.parametrize("recipe", litert.RECIPES)
+def test_litert_quantizer_recipes(small_cnn, tiny_split, recipe):
+    float_model = litert.to_tflite(small_cnn)
+    content = litert.quantize_with_recipe(float_model, recipe, calibration_images=tiny_split.images[:16])
+    assert len(content) < len(float_model)
+    graph = litert.read_graph(content)
+    kinds = {t.dtype if isinstance(t.dtype, str) else np.dtype(t.dtype).name for t in graph.tensors}
+    expected = {"weight_only_wi4_afp32": "INT4"}.get(recipe, "int8")
+    assert expected in kinds
+    if recipe == "static_wi8_ai8":
+        out = graph.tensors[graph.find("CONV_2D")[0].outputs[0]]
+        assert out.dtype is np.int8 and out.quantized
+    # The untrained net's logits are small and close together; compare their pattern.
+    float_out = litert.predict_tflite(float_model, tiny_split.images[:8])
+    out = litert.predict_tflite(content, tiny_split.images[:8])
+    assert np.corrcoef(out.ravel(), float_out.ravel())[0, 1] > 0.9
+
+
+def test_recipes_refuse_bad_input(tiny_tflite):
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        litert.quantize_with_recipe(tiny_tflite, "static_wi2_ai2")
+    with pytest.raises(ValueError, match="needs representative_images"):
+        litert.quantize_with_recipe(tiny_tflite, "static_wi8_ai8")
+
+
+def test_read_graph_returns_the_files_weights_and_options(small_cnn, small_cnn_int8):
+    graph = litert.read_graph(small_cnn_int8)
+    assert graph.op_counts() == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1}
+    first = graph.find("CONV_2D")[0]
+    assert first.options["padding"] == "SAME"
+    assert (first.options["strideH"], first.options["strideW"]) == (2, 2)
+    assert first.options["fusedActivationFunction"] == "RELU6"
+    w = graph.tensors[first.inputs[1]]
+    assert w.dtype is np.int8 and w.shape == (16, 3, 3, 3) and w.data.shape == w.shape
+    # Per-channel symmetric weights: one scale per output channel, zero points 0, and the
+    # stored integers dequantize to the Keras kernel within half a step.
+    assert len(w.scales) == 16 and not w.zero_points.any() and w.quantized_dimension == 0
+    kernel = small_cnn.layers[0].get_weights()[0]  # (kh, kw, cin, cout)
+    restored = w.data.astype(np.float64) * w.scales[:, None, None, None]
+    np.testing.assert_allclose(restored.transpose(1, 2, 3, 0), kernel, atol=float(w.scales.max()) / 2 + 1e-7)
+    assert np.abs(w.data).max() == 127 and w.data.min() >= -127
+    bias = graph.tensors[first.inputs[2]]
+    assert bias.dtype is np.int32
+
+
+def test_with_outputs_exposes_intermediate_tensors(small_cnn_int8, tiny_split):
+    graph = litert.read_graph(small_cnn_int8)
+    inner = graph.find("DEPTHWISE_CONV_2D")[0].outputs[0]
+    x = np.zeros((2, 32, 32, 3), np.int8)
+    for kernels in litert.KERNELS:
+        values = litert.run_tensors(small_cnn_int8, x, [inner, graph.outputs[0]], kernels=kernels)
+        assert values[inner].shape == (2, 16, 16, 16) and values[inner].dtype == np.int8
+        assert values[graph.outputs[0]].shape == (2, 10)
+    with pytest.raises(ValueError, match="tensor indices must be"):
+        litert.with_outputs(small_cnn_int8, [10_000])
+    with pytest.raises(ValueError, match="the input must be int8"):
+        litert.run_tensors(small_cnn_int8, np.zeros((1, 32, 32, 3), np.float32), [inner])

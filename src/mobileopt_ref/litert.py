@@ -22,11 +22,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
+import io
 import os
+import warnings
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from mobileopt_ref import data
@@ -43,17 +49,123 @@ KERNELS = {
 _FLATBUFFER_ID = b"TFL3"
 
 
-def to_tflite(model) -> bytes:
-    """Converts a Keras model to a float32 ``.tflite`` flatbuffer.
+CONVERSIONS = ("float32", "float16", "dynamic_int8", "full_int8", "int16x8")
+"""Converter-time quantization modes of :func:`to_tflite`.
+
+- ``"float32"``: no quantization;
+- ``"float16"``: weights stored as float16, dequantized to float32 when loaded;
+- ``"dynamic_int8"``: int8 weights; activations quantized on the fly at run time;
+- ``"full_int8"``: int8 weights and activations, int8 input and output, calibrated on a
+  representative dataset (what integer-only accelerators need);
+- ``"int16x8"``: int8 weights, int16 activations (calibrated), float input and output.
+"""
+
+RECIPES = ("dynamic_wi8_afp32", "static_wi8_ai8", "weight_only_wi4_afp32", "weight_only_wi8_afp32")
+"""LiteRT Quantizer recipes that :func:`quantize_with_recipe` applies."""
+
+
+def _representative(images, mode):
+    if images is None:
+        raise ValueError(f"{mode!r} needs representative_images (uint8 images to calibrate on)")
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"representative_images must be (n>0, h, w, 3), got {images.shape}")
+
+    def dataset():
+        for i in range(len(images)):
+            yield [data.preprocess(images[i : i + 1])]
+
+    return dataset
+
+
+def to_tflite(model, mode: str = "float32", *, representative_images=None) -> bytes:
+    """Converts a Keras model to a ``.tflite`` flatbuffer, optionally quantized.
+
+    Uses ``tf.lite.TFLiteConverter``. Calibrated modes run the representative images
+    through the float model to record each activation's range ``[min, max]``, from which
+    the converter derives scales and zero points.
 
     Args:
         model: a ``tf_keras`` model.
+        mode: one of :data:`CONVERSIONS`.
+        representative_images: ``uint8`` images (preprocessed here with
+            :func:`mobileopt_ref.data.preprocess`), required by ``"full_int8"`` and
+            ``"int16x8"``; a few hundred suffice.
 
     Returns:
         The ``.tflite`` file content.
+
+    Raises:
+        ValueError: for an unknown mode or missing calibration images.
     """
+    if mode not in CONVERSIONS:
+        raise ValueError(f"mode must be one of {CONVERSIONS}, got {mode!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    return converter.convert()
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "full_int8":
+        converter.representative_dataset = _representative(representative_images, mode)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif mode == "int16x8":
+        converter.representative_dataset = _representative(representative_images, mode)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    with native_stderr_captured(), warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": the input scale comes from
+        # the representative data instead, which is what we want.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return converter.convert()
+
+
+def quantize_with_recipe(float_model, recipe: str, *, calibration_images=None) -> bytes:
+    """Quantizes a float ``.tflite`` model with a LiteRT Quantizer recipe.
+
+    LiteRT Quantizer (``litert_quantizer``) works on the float ``.tflite`` file rather
+    than in the converter, which LiteRT's documentation now recommends. Recipe names
+    read: ``wi8`` int8 weights (per channel), ``afp32`` float activations, ``ai8`` int8
+    activations (calibrated), ``weight_only`` weights dequantized to float before use,
+    ``dynamic`` activations quantized at run time.
+
+    Args:
+        float_model: float32 ``.tflite`` bytes or path.
+        recipe: one of :data:`RECIPES`.
+        calibration_images: ``uint8`` images, required by ``"static_wi8_ai8"``.
+
+    Returns:
+        The quantized ``.tflite`` content (its input and output stay float32).
+
+    Raises:
+        ValueError: for an unknown recipe or missing calibration images.
+    """
+    from litert_quantizer import quantizer as litert_quantizer
+    from litert_quantizer import recipe as recipes
+
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    content = read_tflite(float_model)
+    qt = litert_quantizer.Quantizer(bytearray(content))
+    qt.load_quantization_recipe(getattr(recipes, recipe)())
+    calibration = None
+    if qt.need_calibration:
+        interpreter = make_interpreter(content)
+        name = interpreter.get_signature_runner().get_input_details()
+        (input_name,) = name.keys()
+        images = _representative(calibration_images, recipe)
+        # The calibrator draws a progress bar and warns about its debugging mode.
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calibration = qt.calibrate(
+                {"serving_default": [{input_name: batch[0]} for batch in images()]}, num_threads=2
+            )
+    with native_stderr_captured(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = qt.quantize(calibration, enable_progress_report=False)
+    return bytes(result.quantized_model)
 
 
 def read_tflite(model) -> bytes:
@@ -233,3 +345,376 @@ def gzip_size(model) -> int:
     pruned (sparse) weights pay off, because runs of zeros compress well.
     """
     return len(gzip.compress(read_tflite(model), compresslevel=9, mtime=0))
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a .tflite file: its operators, tensors, weights and quantization parameters
+# ---------------------------------------------------------------------------------------
+
+
+def _enum_names(enum_class) -> dict:
+    return {value: name for name, value in vars(enum_class).items() if not name.startswith("_")}
+
+
+_TENSOR_DTYPES = {
+    "FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
+    "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a ``.tflite`` graph.
+
+    Attributes:
+        index: position in the subgraph's tensor list (the interpreter's tensor index).
+        name: the converter's name for it (often the Keras layer path).
+        shape: static shape.
+        dtype: numpy dtype, or the schema's type name (``"INT4"``) when numpy has none.
+        scales: quantization scales (empty for a float tensor; one per channel when
+            per-axis).
+        zero_points: quantization zero points, same length as ``scales``.
+        quantized_dimension: the channel axis of per-axis parameters.
+        data: the constant's values (weights, biases) as stored, or ``None`` for a tensor
+            computed at run time. Packed sub-byte types are returned as raw ``uint8``.
+    """
+
+    index: int
+    name: str
+    shape: tuple
+    dtype: object
+    scales: np.ndarray = dataclasses.field(repr=False)
+    zero_points: np.ndarray = dataclasses.field(repr=False)
+    quantized_dimension: int = 0
+    data: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the tensor carries quantization parameters."""
+        return len(self.scales) > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OpInfo:
+    """One operator of a ``.tflite`` graph: its kind, tensors and options.
+
+    Attributes:
+        index: execution order.
+        op: LiteRT's builtin operator name, such as ``"CONV_2D"``.
+        inputs: tensor indices (``-1`` for an omitted optional input).
+        outputs: tensor indices.
+        options: the operator's builtin options as a dict, enum values as names
+            (``{"padding": "SAME", "strideH": 2, "fusedActivationFunction": "RELU6", ...}``).
+    """
+
+    index: int
+    op: str
+    inputs: tuple
+    outputs: tuple
+    options: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Graph:
+    """The main subgraph of a ``.tflite`` model, read with the LiteRT flatbuffer schema."""
+
+    ops: tuple
+    tensors: tuple
+    inputs: tuple
+    outputs: tuple
+
+    def op_counts(self) -> dict:
+        """Returns ``{op name: count}`` in order of first appearance."""
+        counts = {}
+        for op in self.ops:
+            counts[op.op] = counts.get(op.op, 0) + 1
+        return counts
+
+    def find(self, *names: str) -> list:
+        """Returns the operators whose name is one of ``names``, in execution order."""
+        return [op for op in self.ops if op.op in names]
+
+
+def _option_dict(options) -> dict:
+    if options is None:
+        return {}
+    padding = _enum_names(schema.Padding)
+    activation = _enum_names(schema.ActivationFunctionType)
+    out = {}
+    for key, value in vars(options).items():
+        if key == "padding":
+            value = padding.get(value, value)
+        elif key == "fusedActivationFunction":
+            value = activation.get(value, value)
+        out[key] = value
+    return out
+
+
+def read_graph(model) -> Graph:
+    """Reads the operators, tensors, constants and quantization parameters of a model.
+
+    This is what the file actually says (no interpreter involved): the int8 weights, int32
+    biases, per-channel scales and zero points that LiteRT's kernels will use.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+
+    Returns:
+        The main (first) subgraph as a :class:`Graph`.
+    """
+    content = read_tflite(model)
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = _enum_names(schema.TensorType)
+    subgraph = flat.subgraphs[0]
+    tensors = []
+    for index, t in enumerate(subgraph.tensors):
+        type_name = type_names.get(t.type, str(t.type))
+        dtype = _TENSOR_DTYPES.get(type_name, type_name)
+        q = t.quantization
+        scales = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float32)
+        zero_points = np.asarray(
+            q.zeroPoint if q is not None and q.zeroPoint is not None else [], np.int64
+        )
+        shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
+        data = None
+        buffer = flat.buffers[t.buffer] if t.buffer < len(flat.buffers) else None
+        raw = None
+        if buffer is not None and buffer.data is not None and len(buffer.data):
+            raw = np.asarray(buffer.data, dtype=np.uint8).tobytes()
+        elif buffer is not None and getattr(buffer, "offset", 0) > 1:
+            raw = content[buffer.offset : buffer.offset + buffer.size]
+        if raw is not None:
+            if isinstance(dtype, str):
+                data = np.frombuffer(raw, dtype=np.uint8).copy()
+            else:
+                data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        tensors.append(
+            TensorInfo(
+                index=index,
+                name=t.name.decode() if isinstance(t.name, bytes) else str(t.name),
+                shape=shape,
+                dtype=dtype,
+                scales=scales,
+                zero_points=zero_points,
+                quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
+                data=data,
+            )
+        )
+    ops = []
+    for index, op in enumerate(subgraph.operators):
+        code = flat.operatorCodes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        ops.append(
+            OpInfo(
+                index=index,
+                op=op_names.get(builtin, str(builtin)),
+                inputs=tuple(int(i) for i in op.inputs),
+                outputs=tuple(int(i) for i in op.outputs),
+                options=_option_dict(op.builtinOptions),
+            )
+        )
+    return Graph(
+        ops=tuple(ops),
+        tensors=tuple(tensors),
+        inputs=tuple(int(i) for i in subgraph.inputs),
+        outputs=tuple(int(i) for i in subgraph.outputs),
+    )
+
+
+def with_outputs(model, tensor_indices) -> bytes:
+    """Returns a copy of the model whose outputs are the given tensors.
+
+    Kernels may reuse an intermediate tensor's memory, and a delegate such as XNNPACK
+    never writes its internal tensors back, so the only reliable way to read an
+    intermediate activation from every kernel set is to make it a model output. The
+    computation is unchanged.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        tensor_indices: indices of tensors computed at run time, in the order wanted.
+
+    Raises:
+        ValueError: for an index that is not a tensor of the graph.
+    """
+    content = read_tflite(model)
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    subgraph = flat.subgraphs[0]
+    indices = [int(i) for i in tensor_indices]
+    bad = [i for i in indices if not 0 <= i < len(subgraph.tensors)]
+    if bad or not indices:
+        raise ValueError(
+            f"tensor indices must be 0..{len(subgraph.tensors) - 1} and not empty, got {bad or indices}"
+        )
+    subgraph.outputs = np.asarray(indices, dtype=np.int32)
+    flat.signatureDefs = []  # the signature would still name the old outputs
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(flat.Pack(builder), file_identifier=_FLATBUFFER_ID)
+    return bytes(builder.Output())
+
+
+def run_tensors(model, x: np.ndarray, tensor_indices, *, kernels: str = "reference", num_threads: int = 2) -> dict:
+    """Runs a model once and returns the values of chosen tensors.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        x: the model input, already in the input tensor's dtype (for example int8).
+        tensor_indices: the tensors to read (made outputs with :func:`with_outputs`).
+        kernels: one of :data:`KERNELS`.
+        num_threads: interpreter threads.
+
+    Returns:
+        ``{tensor index: array}``.
+    """
+    indices = [int(i) for i in tensor_indices]
+    interpreter = make_interpreter(with_outputs(model, indices), num_threads=num_threads, kernels=kernels)
+    inp = interpreter.get_input_details()[0]
+    x = np.asarray(x)
+    if tuple(x.shape) != tuple(inp["shape"]) or x.dtype != inp["dtype"]:
+        interpreter.resize_tensor_input(inp["index"], list(x.shape))
+        interpreter.allocate_tensors()
+        if x.dtype != inp["dtype"]:
+            raise ValueError(f"the input must be {np.dtype(inp['dtype']).name}, got {x.dtype}")
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    outputs = interpreter.get_output_details()
+    return {i: interpreter.get_tensor(d["index"]).copy() for i, d in zip(indices, outputs)}
+
+
+# ---------------------------------------------------------------------------------------
+# Running int8 layers of a file with the reference library's integer kernels
+# ---------------------------------------------------------------------------------------
+
+INT8_LAYERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+"""Operators :func:`run_int8_layer` reproduces with :mod:`mobileopt_ref.quantization`."""
+
+
+def _layer_tensors(graph: Graph, op: OpInfo):
+    if op.op not in INT8_LAYERS:
+        raise ValueError(f"op {op.index} is {op.op}; integer kernels exist for {INT8_LAYERS}")
+    x, w, y = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    bias = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    for t in (x, w, y):
+        if t.dtype is not np.int8 or not t.quantized:
+            raise ValueError(f"op {op.index} ({op.op}) is not int8-quantized: tensor {t.name!r} is {t.dtype}")
+    return x, w, bias, y
+
+
+def layer_multiplier(graph: Graph, op: OpInfo, precision: str = "float64") -> np.ndarray:
+    """The real requantization multipliers ``M = s_in * s_w / s_out`` of an int8 layer.
+
+    LiteRT's built-in kernels compute ``M`` in float64 from the float32 scales stored in
+    the file before turning it into a fixed-point multiplier; XNNPACK computes it in
+    float32, ``(s_in * s_w) / s_out`` with each step rounded to single precision. The
+    two can differ in the last bit, which matters when ``acc * M`` falls on a half-way
+    point.
+
+    Args:
+        graph: the model's graph.
+        op: an int8 layer of it.
+        precision: ``"float64"`` (LiteRT) or ``"float32"`` (XNNPACK).
+
+    Returns:
+        One value per output channel for per-channel weights.
+    """
+    x, w, _, y = _layer_tensors(graph, op)
+    if precision == "float64":
+        return np.float64(x.scales[0]) * w.scales.astype(np.float64) / np.float64(y.scales[0])
+    if precision == "float32":
+        return (np.float32(x.scales[0]) * w.scales.astype(np.float32)) / np.float32(y.scales[0])
+    raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+
+
+def run_int8_layer(graph: Graph, op: OpInfo, x: np.ndarray, *, rounding: str = "fixed_point",
+                   accumulate_only: bool = False) -> np.ndarray:
+    """Runs one int8 layer of a ``.tflite`` graph with the reference integer kernels.
+
+    The weights, int32 bias, scales, zero points, strides, padding and fused activation
+    all come from the file (:func:`read_graph`).
+
+    Args:
+        graph: the model's graph.
+        op: a ``CONV_2D``, ``DEPTHWISE_CONV_2D`` or ``FULLY_CONNECTED`` operator of it.
+        x: the layer's int8 input (for example read with :func:`run_tensors`).
+        rounding: ``"fixed_point"`` (LiteRT's reference) or ``"fp32"`` (XNNPACK's:
+            float32 multiplier from :func:`layer_multiplier`, float32 product, round half
+            to even), see :func:`mobileopt_ref.quantization.requantize`.
+        accumulate_only: return the int32 accumulators instead of the int8 output.
+
+    Returns:
+        The layer's int8 output (or accumulators), shaped like the output tensor.
+    """
+    from mobileopt_ref import quantization as qz
+
+    xt, w, bias, y = _layer_tensors(graph, op)
+    bias_data = None if bias is None else bias.data
+    z_in = int(xt.zero_points[0])
+    options = op.options
+    if op.op == "FULLY_CONNECTED":
+        acc = qz.fully_connected_accumulate(
+            np.asarray(x).reshape(-1, w.shape[1]), w.data, bias_data, input_zero_point=z_in
+        )
+    else:
+        stride = (options["strideH"], options["strideW"])
+        if options.get("dilationHFactor", 1) != 1 or options.get("dilationWFactor", 1) != 1:
+            raise ValueError(f"op {op.index}: dilated convolutions are not implemented")
+        if op.op == "CONV_2D":
+            acc = qz.conv2d_accumulate(
+                x, w.data, bias_data, input_zero_point=z_in, stride=stride, padding=options["padding"]
+            )
+        else:
+            acc = qz.depthwise_conv2d_accumulate(
+                x, w.data, bias_data, input_zero_point=z_in, stride=stride,
+                padding=options["padding"], depth_multiplier=options["depthMultiplier"],
+            )
+    if accumulate_only:
+        return acc
+    y_scale, y_zero = float(y.scales[0]), int(y.zero_points[0])
+    clamp = qz.activation_range(options.get("fusedActivationFunction", "NONE"), y_scale, y_zero)
+    precision = "float32" if rounding == "fp32" else "float64"
+    return qz.requantize(acc, layer_multiplier(graph, op, precision), y_zero, clamp, rounding=rounding)
+
+
+def kernel_deviations(model, x: np.ndarray, kernels: str, *, num_threads: int = 2) -> list:
+    """Compares every int8 layer LiteRT computed with the reference integer kernels.
+
+    The model runs once with the given kernel set, with every int8 layer's input and
+    output made visible (:func:`with_outputs`). Each layer is then recomputed from *the
+    same input* by :func:`run_int8_layer` twice, with fixed-point and with fp32
+    requantization, so a difference belongs to that layer alone, not to an earlier one.
+
+    Args:
+        model: a full-int8 ``.tflite`` (bytes or path).
+        x: an int8 input batch for it.
+        kernels: one of :data:`KERNELS`.
+        num_threads: interpreter threads.
+
+    Returns:
+        One dict per layer: ``index``, ``op``, ``kernel`` (``"1x1"``, ``"3x3"``...),
+        ``elements``, ``differ`` (elements where LiteRT and the fixed-point reference
+        differ), ``max_abs`` (largest difference) and ``differ_fp32`` (elements where
+        LiteRT and fp32 requantization differ).
+    """
+    graph = read_graph(model)
+    layers = graph.find(*INT8_LAYERS)
+    wanted = sorted({t for op in layers for t in (op.inputs[0], op.outputs[0])})
+    values = run_tensors(model, x, wanted, kernels=kernels, num_threads=num_threads)
+    rows = []
+    for op in layers:
+        got = values[op.outputs[0]]
+        fixed = run_int8_layer(graph, op, values[op.inputs[0]]).reshape(got.shape)
+        fp32 = run_int8_layer(graph, op, values[op.inputs[0]], rounding="fp32").reshape(got.shape)
+        diff = np.abs(fixed.astype(np.int32) - got.astype(np.int32))
+        shape = graph.tensors[op.inputs[1]].shape
+        rows.append(
+            {
+                "index": op.index,
+                "op": op.op,
+                "kernel": "dense" if op.op == "FULLY_CONNECTED" else f"{shape[1]}x{shape[2]}",
+                "elements": int(got.size),
+                "differ": int(np.count_nonzero(diff)),
+                "max_abs": int(diff.max()),
+                "differ_fp32": int(np.count_nonzero(fp32 != got)),
+            }
+        )
+    return rows

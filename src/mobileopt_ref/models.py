@@ -230,6 +230,24 @@ class _EpochLog(keras.callbacks.Callback):
         )
 
 
+def _compile_for(model, config: TrainConfig, learning_rate: float, total_steps: int):
+    """Compiles with Adam, cosine-decayed learning rate and cross-entropy on logits.
+
+    Returns the preprocessed validation split ``(x_val, y_val)`` of ``config``.
+    """
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x_val, y_val = data.generate_patterns(
+        config.n_validation, config.resolution, config.data_seed, split="validation",
+        mix_max=config.mix_max, noise_max=config.noise_max,
+    )
+    return data.preprocess(x_val), y_val
+
+
 def train(config: TrainConfig, verbose: bool = True):
     """Trains a MobileNetV2 from scratch, deterministically.
 
@@ -250,19 +268,7 @@ def train(config: TrainConfig, verbose: bool = True):
     env.seed_everything(config.seed)
     model = build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
     steps_per_epoch = config.images_per_epoch // config.batch_size
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=steps_per_epoch * config.epochs
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    pattern_kwargs = dict(mix_max=config.mix_max, noise_max=config.noise_max)
-    x_val, y_val = data.generate_patterns(
-        config.n_validation, config.resolution, config.data_seed, split="validation", **pattern_kwargs
-    )
-    x_val = data.preprocess(x_val)
+    x_val, y_val = _compile_for(model, config, config.learning_rate, steps_per_epoch * config.epochs)
     history: dict = {}
     started = time.perf_counter()
     log = _EpochLog(config.name, config.epochs, started)
@@ -301,6 +307,81 @@ def train(config: TrainConfig, verbose: bool = True):
         "machine": dataclasses.asdict(env.machine_card(config.threads)),
     }
     return model, record
+
+
+def fine_tune(
+    model,
+    config: TrainConfig,
+    *,
+    epochs: int,
+    learning_rate: float,
+    first_epoch: int | None = None,
+    callbacks=None,
+    verbose: bool = True,
+) -> dict:
+    """Continues training a model (quantization-aware, pruned, ...) on fresh images.
+
+    Used after a model has been wrapped by tfmot (``quantize_model``,
+    ``prune_low_magnitude``): it recompiles the model with Adam and a cosine-decayed
+    learning rate ``lr_t = lr * (1 + cos(pi * t / T)) / 2`` over the ``T`` fine-tuning
+    steps, and trains on images drawn at full difficulty (no ramp). The images of epoch
+    ``first_epoch + i`` are new ones: by default ``first_epoch = config.epochs``, past
+    every epoch the model was trained on.
+
+    Args:
+        model: a compiled or uncompiled ``tf_keras`` model with logits output.
+        config: the config the model was trained with (data, batch size, seeds, threads).
+        epochs: fine-tuning epochs of ``config.images_per_epoch`` images (positive).
+        learning_rate: initial learning rate (positive).
+        first_epoch: data epoch of the first fine-tuning epoch.
+        callbacks: extra Keras callbacks (tfmot's pruning step callback, for example).
+        verbose: print one line per epoch.
+
+    Returns:
+        The history: ``{metric: [value per epoch]}`` with ``loss``, ``accuracy`` and the
+        validation metrics, plus ``"seconds"``: the wall time of the fine-tuning.
+
+    Raises:
+        ValueError: for a non-positive epoch count or learning rate.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    env.configure_threads(config.threads)
+    env.seed_everything(config.seed)
+    first_epoch = config.epochs if first_epoch is None else first_epoch
+    steps_per_epoch = config.images_per_epoch // config.batch_size
+    x_val, y_val = _compile_for(model, config, learning_rate, steps_per_epoch * epochs)
+    pattern_kwargs = dict(mix_max=config.mix_max, noise_max=config.noise_max)
+    started = time.perf_counter()
+    log = _EpochLog(f"{config.name} fine-tune", epochs, started)
+    history: dict = {}
+    for epoch in range(epochs):
+        x, y = data.generate_patterns(
+            steps_per_epoch * config.batch_size,
+            config.resolution,
+            config.data_seed,
+            split="train",
+            epoch=first_epoch + epoch,
+            **pattern_kwargs,
+        )
+        result = model.fit(
+            data.preprocess(x),
+            y,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            validation_data=(x_val, y_val),
+            validation_batch_size=256,
+            verbose=0,
+            callbacks=([log] if verbose else []) + list(callbacks or []),
+        )
+        for metric, values in result.history.items():
+            history.setdefault(metric, []).extend(float(v) for v in values)
+    history["seconds"] = time.perf_counter() - started
+    return history
 
 
 def default_cache_dir() -> Path:
