@@ -207,3 +207,23 @@ def test_with_outputs_exposes_intermediate_tensors(small_cnn_int8, tiny_split):
         litert.with_outputs(small_cnn_int8, [10_000])
     with pytest.raises(ValueError, match="the input must be int8"):
         litert.run_tensors(small_cnn_int8, np.zeros((1, 32, 32, 3), np.float32), [inner])
+
+
+def test_replace_constants_changes_only_the_given_weights(small_cnn, tiny_split):
+    float_model = litert.to_tflite(small_cnn)
+    graph = litert.read_graph(float_model)
+    conv = graph.find("CONV_2D")[0]
+    w = graph.tensors[conv.inputs[1]]
+    same = litert.replace_constants(float_model, {w.index: w.data})
+    np.testing.assert_array_equal(
+        litert.predict_tflite(same, tiny_split.images[:4]), litert.predict_tflite(float_model, tiny_split.images[:4])
+    )
+    zeroed = litert.replace_constants(float_model, {w.index: np.zeros_like(w.data)})
+    assert not litert.read_graph(zeroed).tensors[w.index].data.any()
+    assert litert.read_graph(zeroed).tensors[conv.inputs[2]].data.tobytes() == graph.tensors[conv.inputs[2]].data.tobytes()
+    with pytest.raises(ValueError, match="has shape"):
+        litert.replace_constants(float_model, {w.index: np.zeros(3)})
+    with pytest.raises(ValueError, match="is not a constant"):
+        litert.replace_constants(float_model, {conv.outputs[0]: np.zeros(3)})
+    with pytest.raises(ValueError, match="need finite values"):
+        litert.replace_constants(float_model, {w.index: np.full(w.shape, np.nan)})

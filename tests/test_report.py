@@ -31,3 +31,17 @@ def test_markdown_table_has_ratios_relative_to_the_baseline(tiny_tflite, tiny_sp
 def test_no_variants_is_an_error(tiny_split):
     with pytest.raises(ValueError, match="at least one variant"):
         report.measure_variants({}, tiny_split)
+
+
+def test_markdown_table_with_one_baseline_per_model(tiny_tflite, tiny_split):
+    import dataclasses
+
+    (base,) = report.measure_variants({"a float": tiny_tflite}, tiny_split, latency=False)
+    half = dataclasses.replace(base, name="a small", size_bytes=base.size_bytes // 2, accuracy=base.accuracy - 0.012)
+    other = dataclasses.replace(base, name="b float")
+    table = report.to_markdown([base, half, other], baseline={"a small": "a float", "a float": "a float"})
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert "| -1.2 | 2.00x |" in rows["a small"] and "| +0.0 | 1.00x |" in rows["a float"]
+    assert rows["b float"].endswith("|  |  |  |")  # no baseline given for it
+    with pytest.raises(ValueError, match="baseline 'c' is not one of"):
+        report.to_markdown([base], baseline={"a float": "c"})

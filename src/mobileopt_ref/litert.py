@@ -553,6 +553,42 @@ def with_outputs(model, tensor_indices) -> bytes:
     return bytes(builder.Output())
 
 
+def replace_constants(model, values: dict) -> bytes:
+    """Returns a copy of the model with some constant tensors (weights) replaced.
+
+    Used to simulate weight quantization on the deployed graph itself: LiteRT's
+    converter folds batch normalization into the convolution weights, and it is these
+    folded weights, whose per-channel ranges differ the most, that a quantizer sees.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        values: ``{tensor index: array}``; each array must have the tensor's shape and
+            is cast to its dtype.
+
+    Raises:
+        ValueError: for an index that is not a constant of the graph or an array of the
+            wrong shape or with non-finite values.
+    """
+    content = read_tflite(model)
+    graph = read_graph(content)
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    subgraph = flat.subgraphs[0]
+    for index, array in values.items():
+        if not 0 <= int(index) < len(graph.tensors) or graph.tensors[index].data is None:
+            raise ValueError(f"tensor {index} is not a constant of this model")
+        info = graph.tensors[index]
+        array = np.asarray(array)
+        if tuple(array.shape) != info.shape:
+            raise ValueError(f"tensor {index} ({info.name}) has shape {info.shape}, got {array.shape}")
+        if isinstance(info.dtype, str) or not np.all(np.isfinite(array)):
+            raise ValueError(f"tensor {index} ({info.name}): need finite values of a numpy-supported type")
+        raw = np.ascontiguousarray(array.astype(info.dtype)).view(np.uint8).ravel()
+        flat.buffers[subgraph.tensors[index].buffer].data = raw
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(flat.Pack(builder), file_identifier=_FLATBUFFER_ID)
+    return bytes(builder.Output())
+
+
 def run_tensors(model, x: np.ndarray, tensor_indices, *, kernels: str = "reference", num_threads: int = 2) -> dict:
     """Runs a model once and returns the values of chosen tensors.
 

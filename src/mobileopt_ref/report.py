@@ -130,23 +130,37 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def to_markdown(records: list, baseline: str | None = None) -> str:
+def to_markdown(records: list, baseline=None) -> str:
     """Formats records as a markdown table.
 
     Columns: size, gzip size, accuracy, p50 and p99 latency with the 95 % interval of the
-    median, and, when ``baseline`` names a record, the size ratio and speed-up relative
-    to it (both ``baseline / variant``, so larger is better).
+    median, and, when a baseline is given, the accuracy change in percentage points and
+    the size ratio and speed-up relative to it (both ``baseline / variant``, so larger is
+    better).
+
+    Args:
+        records: :class:`VariantRecord` list.
+        baseline: ``None``; the name of one record that every row is compared with; or a
+            dict ``{record name: baseline name}`` when rows have different baselines
+            (each model against its own float32 file). Rows missing from the dict get
+            blank comparison cells.
 
     Raises:
-        ValueError: if ``baseline`` is not the name of a record.
+        ValueError: if a baseline is not the name of a record.
     """
     by_name = {r.name: r for r in records}
-    if baseline is not None and baseline not in by_name:
-        raise ValueError(f"baseline {baseline!r} is not one of {sorted(by_name)}")
-    base = by_name.get(baseline)
+    if baseline is None:
+        bases = {}
+    elif isinstance(baseline, dict):
+        bases = dict(baseline)
+    else:
+        bases = {r.name: baseline for r in records}
+    unknown = sorted({b for b in bases.values() if b not in by_name})
+    if unknown:
+        raise ValueError(f"baseline {unknown[0]!r} is not one of {sorted(by_name)}")
     header = ["variant", "size", "gzip", "accuracy", "p50 ms (95 % CI)", "p99 ms"]
-    if base is not None:
-        header += ["smaller", "faster"]
+    if bases:
+        header += ["Δ accuracy", "smaller", "faster"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         if r.latency is not None:
@@ -156,11 +170,16 @@ def to_markdown(records: list, baseline: str | None = None) -> str:
         else:
             p50 = p99 = "n/a"
         cells = [r.name, _fmt_bytes(r.size_bytes), _fmt_bytes(r.gzip_bytes), f"{100 * r.accuracy:.1f} %", p50, p99]
-        if base is not None:
-            cells.append(f"{base.size_bytes / r.size_bytes:.2f}x")
-            if base.latency is not None and r.latency is not None:
-                cells.append(f"{compute.speedup(base.latency, r.latency):.2f}x")
+        if bases:
+            base = by_name.get(bases.get(r.name))
+            if base is None:
+                cells += ["", "", ""]
             else:
-                cells.append("n/a")
+                cells.append(f"{100 * (r.accuracy - base.accuracy):+.1f}")
+                cells.append(f"{base.size_bytes / r.size_bytes:.2f}x")
+                if base.latency is not None and r.latency is not None:
+                    cells.append(f"{compute.speedup(base.latency, r.latency):.2f}x")
+                else:
+                    cells.append("n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
