@@ -22,22 +22,30 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     html = tmp_path / "_build" / "html"
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
-    for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html", "book/reference.html"):
+    for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
+                 "notebooks/01_quantization.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
-    baseline = (html / "notebooks" / "00_baseline.html").read_text(encoding="utf-8")
-    assert "{glue" not in baseline
-    # A number glued in the notebook appears, formatted as the prose asks, in the page.
-    nb = nbformat.read(ROOT / "notebooks" / "00_baseline.ipynb", as_version=4)
+    # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
+    baseline, glued = _page_and_glue(html, "00_baseline")
+    assert f"{int(glued['teacher_params']):,}" in baseline
+    assert f"{float(glued['teacher_acc']):.1f} %" in baseline
+    quant, glued = _page_and_glue(html, "01_quantization")
+    assert f"{float(glued['student_full_int8_ratio']):.2f}x" in quant
+    assert f"{int(glued['bitexact_elements']):,}" in quant
+    shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
+
+
+def _page_and_glue(html, name):
+    page = (html / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+    assert "{glue" not in page, f"an unresolved glue role in {name}"
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     glued = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             key = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if key:
                 glued[key] = out["data"]["application/papermill.record/text/plain"]
-    assert "teacher_params" in glued
-    assert f"{int(glued['teacher_params']):,}" in baseline
-    assert f"{float(glued['teacher_acc']):.1f} %" in baseline
-    shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
+    return page, glued
 
 
 def test_reference_page_documents_every_public_module():

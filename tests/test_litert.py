@@ -227,3 +227,16 @@ def test_replace_constants_changes_only_the_given_weights(small_cnn, tiny_split)
         litert.replace_constants(float_model, {conv.outputs[0]: np.zeros(3)})
     with pytest.raises(ValueError, match="need finite values"):
         litert.replace_constants(float_model, {w.index: np.full(w.shape, np.nan)})
+
+
+def test_frozen_conversion_matches_the_keras_converter_path(small_cnn, tiny_split):
+    from mobileopt_ref._keras import tf
+
+    keras_path = tf.lite.TFLiteConverter.from_keras_model(small_cnn).convert()
+    ours = litert.to_tflite(small_cnn)
+    assert litert.read_graph(ours).op_counts() == litert.read_graph(keras_path).op_counts()
+    np.testing.assert_allclose(
+        litert.predict_tflite(ours, tiny_split.images), litert.predict_tflite(keras_path, tiny_split.images), atol=1e-6
+    )
+    runner = litert.make_interpreter(ours).get_signature_runner("serving_default")
+    assert list(runner.get_input_details()) == ["input"] and list(runner.get_output_details()) == ["output"]

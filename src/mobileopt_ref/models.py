@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mobileopt_ref import data, env
+from mobileopt_ref._quiet import native_stderr_captured
 from mobileopt_ref._keras import keras, tf
 
 KERAS_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -283,18 +284,19 @@ def train(config: TrainConfig, verbose: bool = True):
             mix_max=level * config.mix_max,
             noise_max=level * config.noise_max,
         )
-        result = model.fit(
-            data.preprocess(x),
-            y,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,  # the images are freshly drawn in random order already
-            validation_data=(x_val, y_val),
-            validation_batch_size=256,
-            verbose=0,
-            callbacks=[log] if verbose else [],
-        )
+        with native_stderr_captured():  # tf.data's C++ notices on fd 2
+            result = model.fit(
+                data.preprocess(x),
+                y,
+                batch_size=config.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,  # the images are freshly drawn in random order already
+                validation_data=(x_val, y_val),
+                validation_batch_size=256,
+                verbose=0,
+                callbacks=[log] if verbose else [],
+            )
         for metric, values in result.history.items():
             history.setdefault(metric, []).extend(float(v) for v in values)
     seconds = time.perf_counter() - started
@@ -366,18 +368,19 @@ def fine_tune(
             epoch=first_epoch + epoch,
             **pattern_kwargs,
         )
-        result = model.fit(
-            data.preprocess(x),
-            y,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            validation_data=(x_val, y_val),
-            validation_batch_size=256,
-            verbose=0,
-            callbacks=([log] if verbose else []) + list(callbacks or []),
-        )
+        with native_stderr_captured():  # tf.data's C++ notices on fd 2
+            result = model.fit(
+                data.preprocess(x),
+                y,
+                batch_size=config.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                validation_data=(x_val, y_val),
+                validation_batch_size=256,
+                verbose=0,
+                callbacks=([log] if verbose else []) + list(callbacks or []),
+            )
         for metric, values in result.history.items():
             history.setdefault(metric, []).extend(float(v) for v in values)
     history["seconds"] = time.perf_counter() - started
