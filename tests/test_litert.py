@@ -240,3 +240,27 @@ def test_frozen_conversion_matches_the_keras_converter_path(small_cnn, tiny_spli
     )
     runner = litert.make_interpreter(ours).get_signature_runner("serving_default")
     assert list(runner.get_input_details()) == ["input"] and list(runner.get_output_details()) == ["output"]
+
+
+def test_execution_plan_shows_what_xnnpack_takes(small_cnn, small_cnn_int8, tiny_split):
+    float_plan = litert.execution_plan(litert.to_tflite(small_cnn))
+    assert float_plan["DELEGATE"] == 1 and float_plan["CONV_2D"] == 2  # one partition: the whole graph
+    assert litert.execution_plan(small_cnn_int8)["DELEGATE"] == 1
+    builtin = litert.execution_plan(small_cnn_int8, kernels="builtin")
+    assert "DELEGATE" not in builtin and builtin["CONV_2D"] == 2
+
+
+def test_recipe_calibration_in_one_batch_matches_the_converters_ranges(small_cnn, small_cnn_int8, tiny_split):
+    float_model = litert.to_tflite(small_cnn)
+    images = tiny_split.images[:16]
+    whole = litert.read_graph(litert.quantize_with_recipe(float_model, "static_wi8_ai8", calibration_images=images))
+    single = litert.read_graph(
+        litert.quantize_with_recipe(float_model, "static_wi8_ai8", calibration_images=images, calibration_batch_size=1)
+    )
+    conv = litert.read_graph(small_cnn_int8)  # the converter, calibrated on the same 16 images
+    for a, b, c in zip(whole.find("CONV_2D"), single.find("CONV_2D"), conv.find("CONV_2D")):
+        s_whole, s_single, s_conv = (g.tensors[op.outputs[0]].scales[0] for g, op in ((whole, a), (single, b), (conv, c)))
+        np.testing.assert_allclose(s_whole, s_conv, rtol=1e-5)
+        assert s_single <= s_whole  # a moving average of per-image ranges is narrower
+    with pytest.raises(ValueError, match="calibration_batch_size must be a positive integer"):
+        litert.quantize_with_recipe(float_model, "static_wi8_ai8", calibration_images=images, calibration_batch_size=0)

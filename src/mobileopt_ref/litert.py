@@ -172,7 +172,9 @@ def _with_signature(content: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def quantize_with_recipe(float_model, recipe: str, *, calibration_images=None) -> bytes:
+def quantize_with_recipe(
+    float_model, recipe: str, *, calibration_images=None, calibration_batch_size: int | None = None
+) -> bytes:
     """Quantizes a float ``.tflite`` model with a LiteRT Quantizer recipe.
 
     LiteRT Quantizer (``litert_quantizer``) works on the float ``.tflite`` file rather
@@ -181,10 +183,18 @@ def quantize_with_recipe(float_model, recipe: str, *, calibration_images=None) -
     activations (calibrated), ``weight_only`` weights dequantized to float before use,
     ``dynamic`` activations quantized at run time.
 
+    Calibration records each activation's ``[min, max]`` per calibration batch and, by
+    LiteRT Quantizer's default, blends successive batches with a moving average
+    (``0.95 * old + 0.05 * new``), not the running extremes the converter keeps. With one
+    image per batch that gives ranges much narrower than the calibration set's; by
+    default all images go in one batch here, which gives the set's global ``[min, max]``
+    as the converter does.
+
     Args:
-        float_model: float32 ``.tflite`` bytes or path.
+        float_model: float32 ``.tflite`` bytes or path (its batch dimension dynamic).
         recipe: one of :data:`RECIPES`.
         calibration_images: ``uint8`` images, required by ``"static_wi8_ai8"``.
+        calibration_batch_size: images per calibration batch; ``None`` means all at once.
 
     Returns:
         The quantized ``.tflite`` content (its input and output stay float32).
@@ -203,15 +213,19 @@ def quantize_with_recipe(float_model, recipe: str, *, calibration_images=None) -
     calibration = None
     if qt.need_calibration:
         interpreter = make_interpreter(content)
-        name = interpreter.get_signature_runner().get_input_details()
-        (input_name,) = name.keys()
-        images = _representative(calibration_images, recipe)
+        (input_name,) = interpreter.get_signature_runner().get_input_details().keys()
+        _representative(calibration_images, recipe)  # validates the images
+        images = np.asarray(calibration_images)
+        size = len(images) if calibration_batch_size is None else calibration_batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"calibration_batch_size must be a positive integer, got {calibration_batch_size!r}")
+        batches = [
+            {input_name: data.preprocess(images[i : i + size])} for i in range(0, len(images), size)
+        ]
         # The calibrator draws a progress bar and warns about its debugging mode.
         with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            calibration = qt.calibrate(
-                {"serving_default": [{input_name: batch[0]} for batch in images()]}, num_threads=2
-            )
+            calibration = qt.calibrate({"serving_default": batches}, num_threads=2)
     # The quantizer draws progress bars on sys.stderr and logs from C++ on fd 2.
     with native_stderr_captured(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -284,6 +298,30 @@ def make_interpreter(model, *, num_threads: int = 2, kernels: str = "xnnpack") -
             f"corrupt?): {err}"
         ) from err
     return interpreter
+
+
+def execution_plan(model, *, kernels: str = "xnnpack", num_threads: int = 2) -> dict:
+    """Counts the nodes of the interpreter's graph by operator name, delegates included.
+
+    The file's operators are all listed, and every partition of the graph the XNNPACK
+    delegate takes over adds one ``"DELEGATE"`` node (the operators inside it are then not
+    run by LiteRT). So the ``"DELEGATE"`` count says how many pieces XNNPACK runs: a model
+    with none gets no XNNPACK speed-up, and many pieces mean operators XNNPACK could not
+    take sit between them, running on LiteRT's built-in kernels.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        kernels: one of :data:`KERNELS`.
+        num_threads: interpreter threads.
+
+    Returns:
+        ``{op name: count}``.
+    """
+    interpreter = make_interpreter(model, num_threads=num_threads, kernels=kernels)
+    counts: dict = {}
+    for node in interpreter._get_ops_details():  # the only view of the delegated plan
+        counts[node["op_name"]] = counts.get(node["op_name"], 0) + 1
+    return counts
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -777,7 +815,7 @@ def kernel_deviations(model, x: np.ndarray, kernels: str, *, num_threads: int = 
         num_threads: interpreter threads.
 
     Returns:
-        One dict per layer: ``index``, ``op``, ``kernel`` (``"1x1"``, ``"3x3"``...),
+        One dict per layer, with ``index``, ``op``, ``kernel`` (``"1x1"``, ``"3x3"``...),
         ``elements``, ``differ`` (elements where LiteRT and the fixed-point reference
         differ), ``max_abs`` (largest difference) and ``differ_fp32`` (elements where
         LiteRT and fp32 requantization differ).

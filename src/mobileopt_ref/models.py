@@ -340,7 +340,7 @@ def fine_tune(
         verbose: print one line per epoch.
 
     Returns:
-        The history: ``{metric: [value per epoch]}`` with ``loss``, ``accuracy`` and the
+        The history, ``{metric: [value per epoch]}`` with ``loss``, ``accuracy`` and the
         validation metrics, plus ``"seconds"``: the wall time of the fine-tuning.
 
     Raises:

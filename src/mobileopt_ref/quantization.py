@@ -655,7 +655,10 @@ def depthwise_conv2d_int8(
     Args:
         x: int8 input ``(n, h, w, c)``.
         weights: int8 filters ``(1, kh, kw, c * depth_multiplier)``.
-        Other arguments: as :func:`conv2d_int8`.
+        depth_multiplier: output channels per input channel.
+        bias, input_zero_point, real_multiplier: as in :func:`conv2d_int8`.
+        output_zero_point, stride, padding: as in :func:`conv2d_int8`.
+        activation_range, rounding: as in :func:`conv2d_int8`.
 
     Returns:
         int8 ``(n, oh, ow, c * depth_multiplier)``.
@@ -697,7 +700,8 @@ def fully_connected_int8(
     Args:
         x: int8 ``(n, c)``.
         weights: int8 ``(out_features, c)``.
-        Other arguments: as :func:`conv2d_int8`.
+        bias, input_zero_point, real_multiplier: as in :func:`conv2d_int8`.
+        output_zero_point, activation_range, rounding: as in :func:`conv2d_int8`.
 
     Returns:
         int8 ``(n, out_features)``.
