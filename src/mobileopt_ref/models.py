@@ -249,6 +249,25 @@ def _compile_for(model, config: TrainConfig, learning_rate: float, total_steps: 
     return data.preprocess(x_val), y_val
 
 
+def _fit_epoch(model, x, y, epoch: int, config: TrainConfig, validation, callbacks, history: dict) -> None:
+    """Trains one epoch on ``uint8`` images ``x`` and appends its metrics to ``history``."""
+    with native_stderr_captured():  # tf.data's C++ notices on fd 2
+        result = model.fit(
+            data.preprocess(x),
+            y,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,  # the images are freshly drawn in random order already
+            validation_data=validation,
+            validation_batch_size=256,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    for metric, values in result.history.items():
+        history.setdefault(metric, []).extend(float(v) for v in values)
+
+
 def train(config: TrainConfig, verbose: bool = True):
     """Trains a MobileNetV2 from scratch, deterministically.
 
@@ -284,21 +303,7 @@ def train(config: TrainConfig, verbose: bool = True):
             mix_max=level * config.mix_max,
             noise_max=level * config.noise_max,
         )
-        with native_stderr_captured():  # tf.data's C++ notices on fd 2
-            result = model.fit(
-                data.preprocess(x),
-                y,
-                batch_size=config.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,  # the images are freshly drawn in random order already
-                validation_data=(x_val, y_val),
-                validation_batch_size=256,
-                verbose=0,
-                callbacks=[log] if verbose else [],
-            )
-        for metric, values in result.history.items():
-            history.setdefault(metric, []).extend(float(v) for v in values)
+        _fit_epoch(model, x, y, epoch, config, (x_val, y_val), [log] if verbose else [], history)
     seconds = time.perf_counter() - started
     record = {
         "config": dataclasses.asdict(config),
@@ -368,21 +373,8 @@ def fine_tune(
             epoch=first_epoch + epoch,
             **pattern_kwargs,
         )
-        with native_stderr_captured():  # tf.data's C++ notices on fd 2
-            result = model.fit(
-                data.preprocess(x),
-                y,
-                batch_size=config.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                validation_data=(x_val, y_val),
-                validation_batch_size=256,
-                verbose=0,
-                callbacks=([log] if verbose else []) + list(callbacks or []),
-            )
-        for metric, values in result.history.items():
-            history.setdefault(metric, []).extend(float(v) for v in values)
+        extra = ([log] if verbose else []) + list(callbacks or [])
+        _fit_epoch(model, x, y, epoch, config, (x_val, y_val), extra, history)
     history["seconds"] = time.perf_counter() - started
     return history
 
