@@ -442,6 +442,23 @@ def test_tflite_pruning_rate_equals_keras_rate(pruned_model):
     assert pruning.tflite_pruning_rate(litert.to_tflite(model, "float16")) == pruning.keras_pruning_rate(model)
 
 
+def test_sparse_format_file_stores_fewer_values_and_computes_the_same(pruned_model):
+    from mobileopt_ref import litert
+
+    model, _ = pruned_model
+    dense = litert.to_tflite(model)
+    sparse = litert.to_tflite(model, sparse=True)
+    graph = litert.read_graph(sparse)
+    stored = [t for t in graph.tensors if t.sparse]
+    assert stored and graph.op_counts().get("DENSIFY") == len(stored)
+    # Only the stored values are in the file: fewer than the dense shape holds.
+    assert all(t.data.ndim == 1 and t.data.size < np.prod(t.shape) for t in stored)
+    # The rate is counted over the dense shape, through the DENSIFY operators.
+    assert pruning.tflite_pruning_rate(sparse) == pruning.tflite_pruning_rate(dense) == pruning.keras_pruning_rate(model)
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_allclose(litert.predict_tflite(sparse, x), litert.predict_tflite(dense, x), rtol=1e-5, atol=1e-6)
+
+
 def test_int8_tflite_counts_zero_integers_and_weights_that_round_to_them(pruned_model):
     from mobileopt_ref import litert
 

@@ -101,7 +101,7 @@ def _converter(model):
         absl_logger.setLevel(level)
 
 
-def to_tflite(model, mode: str = "float32", *, representative_images=None) -> bytes:
+def to_tflite(model, mode: str = "float32", *, representative_images=None, sparse: bool = False) -> bytes:
     """Converts a Keras model to a ``.tflite`` flatbuffer, optionally quantized.
 
     Uses ``tf.lite.TFLiteConverter``. Calibrated modes run the representative images
@@ -114,6 +114,12 @@ def to_tflite(model, mode: str = "float32", *, representative_images=None) -> by
         representative_images: ``uint8`` images (preprocessed here with
             :func:`mobileopt_ref.data.preprocess`), required by ``"full_int8"`` and
             ``"int16x8"``; a few hundred suffice.
+        sparse: also apply the converter's ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY``:
+            weights that are mostly zeros (pruned) are stored in LiteRT's sparse tensor
+            format, only their non-zero values plus index arrays, and a ``DENSIFY``
+            operator restores them when the model is prepared. The file shrinks; whether
+            inference gets faster is up to the runtime (XNNPACK runs dense kernels on x86
+            CPUs with AVX, see the pruning chapter).
 
     Returns:
         The ``.tflite`` file content.
@@ -124,8 +130,11 @@ def to_tflite(model, mode: str = "float32", *, representative_images=None) -> by
     if mode not in CONVERSIONS:
         raise ValueError(f"mode must be one of {CONVERSIONS}, got {mode!r}")
     converter = _converter(model)
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    if optimizations:
+        converter.optimizations = optimizations
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "full_int8":
@@ -466,6 +475,10 @@ class TensorInfo:
         quantized_dimension: the channel axis of per-axis parameters.
         data: the constant's values (weights, biases) as stored, or ``None`` for a tensor
             computed at run time. Packed sub-byte types are returned as raw ``uint8``.
+        sparse: whether the constant is stored in LiteRT's sparse tensor format (see
+            ``to_tflite(..., sparse=True)``); ``data`` then holds only the stored values,
+            flat, in the format's traversal order, and a ``DENSIFY`` operator rebuilds
+            the dense tensor of ``shape`` when the model is prepared.
     """
 
     index: int
@@ -476,6 +489,7 @@ class TensorInfo:
     zero_points: np.ndarray = dataclasses.field(repr=False)
     quantized_dimension: int = 0
     data: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    sparse: bool = False
 
     @property
     def quantized(self) -> bool:
@@ -573,9 +587,12 @@ def read_graph(model) -> Graph:
             raw = np.asarray(buffer.data, dtype=np.uint8).tobytes()
         elif buffer is not None and getattr(buffer, "offset", 0) > 1:
             raw = content[buffer.offset : buffer.offset + buffer.size]
+        sparse = t.sparsity is not None
         if raw is not None:
             if isinstance(dtype, str):
                 data = np.frombuffer(raw, dtype=np.uint8).copy()
+            elif sparse:
+                data = np.frombuffer(raw, dtype=dtype).copy()
             else:
                 data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         tensors.append(
@@ -588,6 +605,7 @@ def read_graph(model) -> Graph:
                 zero_points=zero_points,
                 quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
                 data=data,
+                sparse=sparse,
             )
         )
     ops = []

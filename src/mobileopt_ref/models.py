@@ -399,8 +399,12 @@ class CacheError(Exception):
     """A cache entry is missing, partial or corrupt."""
 
 
-def _read_entry(path: Path, config: TrainConfig):
-    """Loads and verifies one cache entry; raises :class:`CacheError` if unusable."""
+def _read_entry(path: Path, key: str, build):
+    """Loads and verifies one cache entry; raises :class:`CacheError` if unusable.
+
+    ``key`` is the key the entry must have been made for; ``build()`` returns the
+    untrained model the stored weights are set into.
+    """
     meta_path, weights_path = path / _META_FILE, path / _WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
         raise CacheError(f"{path.name}: missing {_META_FILE} or {_WEIGHTS_FILE}")
@@ -410,12 +414,12 @@ def _read_entry(path: Path, config: TrainConfig):
             weights = [npz[f"w{i:04d}"] for i in range(len(npz.files))]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CacheError(f"{path.name}: unreadable ({type(err).__name__}: {err})") from err
-    if meta.get("key") != config.key():
+    if meta.get("key") != key:
         raise CacheError(f"{path.name}: made for another config")
     digest = weights_digest(weights)
     if digest != meta.get("weights_sha256"):
         raise CacheError(f"{path.name}: weights do not match their recorded SHA-256")
-    model = build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+    model = build()
     try:
         model.set_weights(weights)
     except ValueError as err:
@@ -445,6 +449,68 @@ def _write_entry(path: Path, model, record: dict) -> dict:
     return meta
 
 
+def load_or_make(
+    entry_name: str,
+    key: str,
+    build,
+    make,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    retrain: bool | None = None,
+    verbose: bool = True,
+):
+    """Returns a cached model, or makes it and caches it: the cache behind every model.
+
+    A valid entry ``cache_dir/entry_name`` made for ``key`` (its weights match their
+    recorded SHA-256) is loaded into ``build()``. A missing, partial or corrupt entry is
+    reported and rebuilt with ``make()``. With ``retrain=True`` (or the environment
+    variable ``MOBILEOPT_RETRAIN=1``) the model is always made anew and the entry replaced.
+
+    Args:
+        entry_name: the entry's folder name.
+        key: what the entry must have been made for (a hash of everything that
+            determines the weights).
+        build: ``build()`` returns the untrained model of the right architecture.
+        make: ``make()`` returns ``(model, record)``; the record must hold ``"key"``.
+        cache_dir: cache folder; :func:`default_cache_dir` if omitted.
+        retrain: force ``make()``; ``None`` reads ``MOBILEOPT_RETRAIN``.
+        verbose: print where the model came from.
+
+    Returns:
+        ``(model, meta)``: the model and its cache record (``record`` plus
+        ``weights_sha256`` and ``"source"``: ``"cache"`` or ``"trained"``).
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if retrain is None:
+        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0")
+    if not retrain:
+        cached = _load_entry(cache_dir / entry_name, key, build)
+        if cached is not None:
+            if verbose:
+                print(f"loaded {entry_name.rsplit('-', 1)[0]} from cache entry {entry_name}")
+            return cached
+    model, record = make()
+    if record.get("key") != key:
+        raise ValueError(f"make() returned a record for key {record.get('key')!r}, expected {key!r}")
+    meta = _write_entry(cache_dir / entry_name, model, record)
+    return model, dict(meta, source="trained")
+
+
+def _load_entry(path: Path, key: str, build):
+    if not path.exists():
+        return None
+    try:
+        model, meta = _read_entry(path, key, build)
+    except CacheError as err:
+        print(f"cache entry unusable, retraining: {err}", file=sys.stderr)
+        return None
+    return model, dict(meta, source="cache")
+
+
+def _builder(config: TrainConfig):
+    return lambda: build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+
+
 def load_or_train(
     config: TrainConfig,
     cache_dir: str | os.PathLike | None = None,
@@ -470,19 +536,10 @@ def load_or_train(
         time, machine card, ``weights_sha256``, and ``"source"``: ``"cache"`` or
         ``"trained"``).
     """
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if retrain is None:
-        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0")
-    if not retrain:
-        cached = load_cached(config, cache_dir)
-        if cached is not None:
-            model, meta = cached
-            if verbose:
-                print(f"loaded {config.name} from cache entry {config.entry_name()}")
-            return model, meta
-    model, record = train(config, verbose=verbose)
-    meta = _write_entry(cache_dir / config.entry_name(), model, record)
-    return model, dict(meta, source="trained")
+    return load_or_make(
+        config.entry_name(), config.key(), _builder(config), lambda: train(config, verbose=verbose),
+        cache_dir, retrain=retrain, verbose=verbose,
+    )
 
 
 def load_cached(config: TrainConfig, cache_dir: str | os.PathLike | None = None):
@@ -495,15 +552,7 @@ def load_cached(config: TrainConfig, cache_dir: str | os.PathLike | None = None)
         ``(model, meta)`` with ``meta["source"] == "cache"``, or ``None``.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / config.entry_name()
-    if not path.exists():
-        return None
-    try:
-        model, meta = _read_entry(path, config)
-    except CacheError as err:
-        print(f"cache entry unusable, retraining: {err}", file=sys.stderr)
-        return None
-    return model, dict(meta, source="cache")
+    return _load_entry(cache_dir / config.entry_name(), config.key(), _builder(config))
 
 
 def predict_logits(model, images, batch_size: int = 256) -> np.ndarray:

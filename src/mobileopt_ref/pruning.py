@@ -37,6 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 
 import numpy as np
@@ -530,16 +533,25 @@ def _stored_values(tensor) -> np.ndarray:
 
 
 def _pruned_count(tensor) -> int:
-    """Entries of a weight constant whose real value is 0 (``q == zero_point`` if quantized)."""
+    """Entries of a weight constant whose real value is 0 (``q == zero_point`` if quantized).
+
+    A tensor in LiteRT's sparse format stores only some of its values; every entry of its
+    dense ``shape`` that is not a stored non-zero value is a zero.
+    """
     values = _stored_values(tensor)
+    total = int(np.prod(tensor.shape))
     if tensor.quantized and np.issubdtype(values.dtype, np.integer):
         zero = tensor.zero_points.astype(np.int64)
-        if zero.size > 1:
+        if tensor.sparse:
+            if np.any(zero != 0):
+                raise ValueError(f"tensor {tensor.name!r}: sparse with non-zero zero points, not supported")
+            zero = np.int64(0)
+        elif zero.size > 1:
             shape = [1] * values.ndim
             shape[tensor.quantized_dimension] = zero.size
             zero = zero.reshape(shape)
-        return int(np.count_nonzero(values.astype(np.int64) == zero))
-    return int(values.size - np.count_nonzero(values))
+        return total - int(np.count_nonzero(values.astype(np.int64) != zero))
+    return total - int(np.count_nonzero(values))
 
 
 def _tflite_weights(model) -> dict:
@@ -552,8 +564,10 @@ def _tflite_weights(model) -> dict:
     for op in graph.find(*TFLITE_OPS):
         tensor = graph.tensors[op.inputs[1]]
         source = producer.get(tensor.index)
-        if tensor.data is None and source is not None and source.op == "DEQUANTIZE":
-            tensor = graph.tensors[source.inputs[0]]  # float16 / int4 weights: the stored ones
+        while tensor.data is None and source is not None and source.op in ("DEQUANTIZE", "DENSIFY"):
+            # float16 / int4 / sparse-format weights: count the stored ones
+            tensor = graph.tensors[source.inputs[0]]
+            source = producer.get(tensor.index)
         if tensor.data is None:
             raise ValueError(
                 f"op {op.index} ({op.op}): its weights {tensor.name!r} are not a constant "
@@ -577,8 +591,9 @@ def tflite_pruning_rate(model) -> float:
 
     Counts the weights (input 1) of every ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and
     ``FULLY_CONNECTED`` operator, as stored (read with
-    :func:`mobileopt_ref.litert.read_graph`; weights that a ``DEQUANTIZE`` operator
-    expands, as in float16 and int4 files, are counted as stored). A weight is pruned
+    :func:`mobileopt_ref.litert.read_graph`; weights that a ``DEQUANTIZE`` or ``DENSIFY``
+    operator expands, as in float16, int4 and sparse-format files, are counted as stored,
+    over their dense shape). A weight is pruned
     when its real value is 0: a float 0, or a quantized integer equal to its zero point.
     LiteRT's int8 weights are symmetric, zero point 0, so the integer 0 is a pruned
     weight, and ``0.0`` quantizes to exactly 0.
@@ -781,3 +796,183 @@ def hidden_channel_params(model, kept: dict) -> int:
         per_channel = expand.shape[2] + 4 + depthwise.shape[0] * depthwise.shape[1] + 4 + project.shape[-1]
         removed += gone * per_channel
     return removed
+
+
+# ---------------------------------------------------------------------------------------
+# Pruning recipes: prune a trained model, fine-tune it, cache the result
+# ---------------------------------------------------------------------------------------
+
+PRUNING_METHODS = ("magnitude", "2:4", "channels")
+"""What :class:`PruningRecipe` can do: tfmot magnitude pruning to a target sparsity,
+tfmot 2:4 pruning, or removing hidden channels (:func:`prune_hidden_channels`)."""
+
+PRUNING_VERSION = 1
+"""Bumped whenever :func:`prune_and_fine_tune` changes what a recipe produces."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningRecipe:
+    """How a trained model is pruned and fine-tuned; with the model's config, its cache key.
+
+    Attributes:
+        method: one of :data:`PRUNING_METHODS`.
+        amount: ``"magnitude"``: the final sparsity ``s_f`` of every prunable kernel;
+            ``"channels"``: the share of hidden channels removed from every block;
+            ``"2:4"``: must be 0.5 (two of every four weights).
+        epochs: fine-tuning epochs (see :func:`mobileopt_ref.models.fine_tune`).
+        ramp_epochs: ``"magnitude"`` only: the sparsity rises from 0 to ``amount`` on
+            :func:`polynomial_decay_sparsity` (cubic) over the first ``ramp_epochs``
+            epochs, pruning every ``frequency`` steps, then stays there. It must be
+            shorter than ``epochs``: tfmot applies the final sparsity at the ramp's last
+            step, which only a later epoch reaches.
+        learning_rate: peak fine-tuning learning rate (cosine-decayed to 0).
+        frequency: steps between mask updates (tfmot's ``frequency``).
+        name: a label for people, used in the cache folder name; not part of the key.
+    """
+
+    method: str
+    amount: float
+    epochs: int
+    learning_rate: float
+    ramp_epochs: int = 0
+    frequency: int = 50
+    name: str = "pruned"
+
+    def __post_init__(self):
+        if self.method not in PRUNING_METHODS:
+            raise ValueError(f"method must be one of {', '.join(PRUNING_METHODS)}, got {self.method!r}")
+        check_sparsity(self.amount)
+        if self.method == "2:4" and self.amount != 0.5:
+            raise ValueError(f"2:4 pruning removes exactly half the weights: amount must be 0.5, got {self.amount!r}")
+        for field in ("epochs", "frequency"):
+            value = getattr(self, field)
+            if not _is_integer(value) or value < 1:
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if not _is_integer(self.ramp_epochs) or not 0 <= self.ramp_epochs <= self.epochs:
+            raise ValueError(f"ramp_epochs must be an integer in [0, epochs={self.epochs}], got {self.ramp_epochs!r}")
+        if self.method == "magnitude" and not 1 <= self.ramp_epochs < self.epochs:
+            raise ValueError(
+                f"magnitude pruning needs 1 <= ramp_epochs < epochs (the ramp, then at least one "
+                f"epoch at the final sparsity), got ramp_epochs={self.ramp_epochs!r}, epochs={self.epochs!r}"
+            )
+        if not (_is_number(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+
+    def key(self, base_key: str) -> str:
+        """SHA-256 of the recipe (without its name) and the key of the model it prunes."""
+        fields = dataclasses.asdict(self)
+        fields.pop("name")
+        fields.update(base=base_key, pruning_version=PRUNING_VERSION)
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool = True):
+    """Prunes a trained Keras MobileNetV2 as ``recipe`` says and fine-tunes it.
+
+    - ``"magnitude"``: tfmot's ``prune_low_magnitude`` on the whole model (it wraps every
+      ``Conv2D`` and ``Dense`` kernel; tfmot has no pruning for ``DepthwiseConv2D``) with a
+      ``PolynomialDecay(0, amount, begin_step=0, end_step=ramp_epochs * steps_per_epoch,
+      frequency)`` schedule, fine-tuned with tfmot's ``UpdatePruningStep``, then
+      ``strip_pruning``: an ordinary model whose kernels hold exact zeros.
+    - ``"2:4"``: the same with ``sparsity_m_by_n=(2, 4)``.
+    - ``"channels"``: :func:`prune_hidden_channels` with ``fraction = amount``, then
+      ordinary fine-tuning of the thinner model.
+
+    Fine-tuning is :func:`mobileopt_ref.models.fine_tune` (fresh images, Adam, cosine
+    decay), so the result is deterministic for a given ``config``.
+
+    Args:
+        model: the trained model (left unchanged).
+        config: its :class:`mobileopt_ref.models.TrainConfig`.
+        recipe: the pruning recipe.
+        verbose: print one line per epoch.
+
+    Returns:
+        ``(pruned_model, record)``; the record holds the recipe, the base key, the
+        fine-tuning history and time, and the machine card.
+    """
+    from mobileopt_ref import env, models  # noqa: PLC0415
+    from mobileopt_ref._keras import keras  # noqa: PLC0415
+
+    import tensorflow_model_optimization as tfmot  # noqa: PLC0415
+
+    env.configure_threads(config.threads)
+    env.seed_everything(config.seed)
+    steps_per_epoch = config.images_per_epoch // config.batch_size
+    callbacks = []
+    end_step = recipe.ramp_epochs * steps_per_epoch
+    if recipe.method == "magnitude" and end_step % recipe.frequency:
+        raise ValueError(
+            f"the sparsity ramp ends at step {end_step} ({recipe.ramp_epochs} epochs of "
+            f"{steps_per_epoch} steps), not a multiple of frequency={recipe.frequency}: tfmot "
+            "prunes only every `frequency` steps, so the final sparsity would never be applied"
+        )
+    if recipe.method == "channels":
+        pruned, _ = prune_hidden_channels(model, recipe.amount)
+        trained = pruned
+    else:
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        if recipe.method == "2:4":
+            wrapped = tfmot.sparsity.keras.prune_low_magnitude(copy, sparsity_m_by_n=(2, 4))
+        else:
+            schedule = tfmot.sparsity.keras.PolynomialDecay(
+                initial_sparsity=0.0,
+                final_sparsity=recipe.amount,
+                begin_step=0,
+                end_step=end_step,
+                frequency=recipe.frequency,
+            )
+            wrapped = tfmot.sparsity.keras.prune_low_magnitude(copy, pruning_schedule=schedule)
+        callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
+        trained = wrapped
+    history = models.fine_tune(
+        trained, config, epochs=recipe.epochs, learning_rate=recipe.learning_rate,
+        callbacks=callbacks, verbose=verbose,
+    )
+    if recipe.method != "channels":
+        trained = tfmot.sparsity.keras.strip_pruning(trained)
+    record = {
+        "recipe": dataclasses.asdict(recipe),
+        "base": config.entry_name(),
+        "key": recipe.key(config.key()),
+        "history": {k: v for k, v in history.items() if k != "seconds"},
+        "train_seconds": history["seconds"],
+        "machine": dataclasses.asdict(env.machine_card(config.threads)),
+    }
+    return trained, record
+
+
+def load_or_prune(config, recipe: PruningRecipe, cache_dir=None, *, retrain=None, verbose: bool = True):
+    """Returns the model ``config`` pruned by ``recipe``, from the model cache or made now.
+
+    The trained model comes from :func:`mobileopt_ref.models.load_or_train`; the pruned
+    one is cached beside it under ``<config.name>-<recipe.name>-<key>`` and verified by
+    its SHA-256 when loaded, like every cache entry (see
+    :func:`mobileopt_ref.models.load_or_make`). A ``"channels"`` entry is loaded into the
+    thin architecture :func:`prune_hidden_channels` derives from the trained model.
+
+    Returns:
+        ``(pruned_model, meta)``.
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    key = recipe.key(config.key())
+    base = {}
+
+    def trained():
+        if "model" not in base:
+            base["model"] = models.load_or_train(config, cache_dir, verbose=verbose)[0]
+        return base["model"]
+
+    def build():
+        if recipe.method == "channels":
+            return prune_hidden_channels(trained(), recipe.amount)[0]
+        return models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+
+    return models.load_or_make(
+        f"{config.name}-{recipe.name}-{key[:16]}", key, build,
+        lambda: prune_and_fine_tune(trained(), config, recipe, verbose=verbose),
+        cache_dir, retrain=retrain, verbose=verbose,
+    )
