@@ -21,6 +21,10 @@ from mobileopt_ref import models, pruning
         (dict(method="magnitude", amount=0.5, epochs=2, ramp_epochs=2, learning_rate=1e-3), "1 <= ramp_epochs < epochs"),
         (dict(method="channels", amount=0.5, epochs=2, learning_rate=0.0), "learning_rate"),
         (dict(method="channels", amount=0.5, epochs=2, learning_rate=1e-3, frequency=0), "frequency"),
+        (dict(method="magnitude", amount=0.5, epochs=2, ramp_epochs=1, learning_rate=1e-3, allocation="x"),
+         "allocation must be"),
+        (dict(method="channels", amount=0.5, epochs=2, learning_rate=1e-3, allocation="global"),
+         "magnitude pruning only"),
     ],
 )
 def test_bad_recipes_are_refused(kwargs, message):
@@ -64,6 +68,21 @@ def test_magnitude_recipe_reaches_its_sparsity_and_is_cached(tiny_config, tiny_c
     assert meta2["source"] == "cache" and meta2["weights_sha256"] == meta["weights_sha256"]
     for w1, w2 in zip(pruned.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(w1, w2)
+
+
+def test_global_allocation_reaches_the_overall_sparsity_unevenly(tiny_config, tiny_cache):
+    base, _ = models.load_or_train(tiny_config, tiny_cache, verbose=False)
+    targets = pruning.global_layer_sparsities(base, 0.6)
+    kernels = {layer.name: layer.get_weights()[0].size for layer in base.layers if layer.name in targets}
+    assert sum(targets[n] * kernels[n] for n in targets) == pytest.approx(0.6 * sum(kernels.values()), abs=1.5)
+    assert max(targets.values()) - min(targets.values()) > 0.1  # uneven: that is the point
+    recipe = pruning.PruningRecipe("magnitude", 0.6, epochs=2, ramp_epochs=1, learning_rate=1e-3, frequency=4,
+                                   allocation="global", name="g60")
+    pruned, _ = pruning.load_or_prune(tiny_config, recipe, tiny_cache, verbose=False)
+    got = _kernel_sparsities(pruned)
+    # tfmot keeps every weight tied with its threshold and rounds its own way: one weight either side.
+    assert all(abs(got[n] - targets[n]) <= 1.5 / kernels[n] + 1e-9 for n in targets), (got, targets)
+    assert pruning.keras_pruning_rate(pruned, ("Conv2D", "Dense")) == pytest.approx(0.6, abs=0.01)
 
 
 def test_a_ramp_that_never_reaches_its_final_step_is_refused(tiny_config, tiny_cache):

@@ -41,7 +41,19 @@ def test_markdown_table_with_one_baseline_per_model(tiny_tflite, tiny_split):
     other = dataclasses.replace(base, name="b float")
     table = report.to_markdown([base, half, other], baseline={"a small": "a float", "a float": "a float"})
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
-    assert "| -1.2 | 2.00x |" in rows["a small"] and "| +0.0 | 1.00x |" in rows["a float"]
+    assert "| -1.2 | 2.00x |" in rows["a small"] and "| +0.0 | 1.00x | 1.00x |" in rows["a float"]
     assert rows["b float"].endswith("|  |  |  |")  # no baseline given for it
     with pytest.raises(ValueError, match="baseline 'c' is not one of"):
         report.to_markdown([base], baseline={"a float": "c"})
+
+
+def test_markdown_table_extra_columns_and_gzip_ratio(tiny_tflite, tiny_split):
+    import dataclasses
+
+    (base,) = report.measure_variants({"dense": tiny_tflite}, tiny_split, latency=False)
+    sparse = dataclasses.replace(base, name="sparse", gzip_bytes=base.gzip_bytes // 4, extra={"alpha": 0.75})
+    table = report.to_markdown([base, sparse], baseline="dense", extra_columns={"sparsity": ("alpha", "{:.0%}")})
+    header, _, dense_row, sparse_row = table.splitlines()
+    assert "| sparsity |" in header and header.endswith("| Δ accuracy | smaller | gzip smaller | faster |")
+    assert "| 75% |" in sparse_row and "| 1.00x | 4.00x |" in sparse_row
+    assert dense_row.split(" | ")[6] == ""  # no alpha in the dense record: a blank cell

@@ -4,7 +4,7 @@ Usage::
 
     mobileopt execute notebooks/00_baseline.ipynb ...   # run notebooks, store outputs
     mobileopt train [teacher|student ...]               # train (or load) the book's models
-    mobileopt retrain-check                             # retrain, compare with shipped weights
+    mobileopt retrain-check [name ...]                  # retrain, compare with shipped weights
 """
 
 from __future__ import annotations
@@ -59,25 +59,46 @@ def _train(args) -> int:
     return 0
 
 
+def _shipped_pruned(names):
+    """The pruned entries to check: ``[(label, recipe)]``, named ``student-<recipe name>``."""
+    from mobileopt_ref import pruning  # noqa: PLC0415
+
+    entries = {f"student-{r.name}": r for r in pruning.STUDENT_RECIPES.values()}
+    return [(label, r) for label, r in entries.items() if not names or label in names]
+
+
 def _retrain_check(args) -> int:
-    from mobileopt_ref import env, models  # noqa: PLC0415
+    from mobileopt_ref import env, models, pruning  # noqa: PLC0415
 
     env.setup(figures=False)
+    pruned_labels = {label for label, _ in _shipped_pruned([])}
+    model_names = [n for n in args.models if n not in pruned_labels]
+    pruned_names = [n for n in args.models if n in pruned_labels]
     failures = 0
-    for config in _configs(args.models):
-        cached = models.load_cached(config)
+    checks = []
+    if model_names or not args.models:
+        checks += [(config.name, config, None) for config in _configs(model_names)]
+    if pruned_names or not args.models:
+        checks += [(label, models.STUDENT, recipe) for label, recipe in _shipped_pruned(pruned_names)]
+    for label, config, recipe in checks:
+        cached = models.load_cached(config) if recipe is None else pruning.load_cached_pruned(config, recipe)
         if cached is None:
-            # Nothing to compare with; `mobileopt train` makes the entry.
-            print(f"{config.name}: no valid shipped entry in {models.default_cache_dir()}", file=sys.stderr)
+            # Nothing to compare with; `mobileopt train` (or the notebook) makes the entry.
+            print(f"{label}: no valid shipped entry in {models.default_cache_dir()}", file=sys.stderr)
             failures += 1
             continue
         _, shipped = cached
-        with tempfile.TemporaryDirectory() as tmp:
-            _, fresh = models.load_or_train(config, tmp, retrain=True)
+        if recipe is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                _, fresh = models.load_or_train(config, tmp, retrain=True)
+        else:
+            base, _ = models.load_or_train(config, verbose=False)
+            model, fresh = pruning.prune_and_fine_tune(base, config, recipe)
+            fresh["weights_sha256"] = models.weights_digest(model.get_weights())
         same = fresh["weights_sha256"] == shipped["weights_sha256"]
         failures += not same
         print(
-            f"{config.name}: retrained in {fresh['train_seconds']:.0f} s; weights "
+            f"{label}: retrained in {fresh['train_seconds']:.0f} s; weights "
             f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
             f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
             f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
@@ -104,7 +125,8 @@ def main(argv=None) -> int:
     p.add_argument("--retrain", action="store_true", help="train even if cached")
     p.set_defaults(func=_train)
     p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
-    p.add_argument("models", nargs="*", help="teacher, student (default: both)")
+    p.add_argument("models", nargs="*",
+                   help="teacher, student, student-<pruning recipe> (default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     args = parser.parse_args(argv)
     return args.func(args)

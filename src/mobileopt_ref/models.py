@@ -496,6 +496,17 @@ def load_or_make(
     return model, dict(meta, source="trained")
 
 
+def load_entry(entry_name: str, key: str, build, cache_dir: str | os.PathLike | None = None):
+    """Loads the verified cache entry ``entry_name`` made for ``key``, or returns ``None``.
+
+    The generic form of :func:`load_cached` (see :func:`load_or_make` for the arguments):
+    an absent entry returns ``None`` silently, a partial or corrupt one returns ``None``
+    and says why on stderr. Nothing is trained.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return _load_entry(cache_dir / entry_name, key, build)
+
+
 def _load_entry(path: Path, key: str, build):
     if not path.exists():
         return None

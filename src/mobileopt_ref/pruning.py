@@ -23,7 +23,11 @@ dense model every runtime runs faster: :func:`prune_hidden_channels` removes the
 lowest-L1 hidden channels of MobileNetV2's inverted residual blocks.
 
 The numpy functions here need no TensorFlow; the Keras and ``.tflite`` ones import it
-through :mod:`mobileopt_ref.litert` only when called.
+through :mod:`mobileopt_ref.litert` only when called. :class:`PruningRecipe` and
+:func:`load_or_prune` prune a trained model with tfmot (or by removing channels),
+fine-tune it and keep the result in the verified model cache.
+
+Explained in notebooks/02_pruning.ipynb.
 
 Example:
     >>> import numpy as np
@@ -798,6 +802,36 @@ def hidden_channel_params(model, kept: dict) -> int:
     return removed
 
 
+def global_layer_sparsities(model, sparsity, layer_types=("Conv2D", "Dense")) -> dict:
+    """Per-layer sparsities that one global magnitude threshold gives a trained model.
+
+    Applies :func:`global_magnitude_masks` to the kernels of the layers of
+    ``layer_types`` together and returns the fraction each layer loses. The weights
+    pruned overall are exactly ``round(sparsity * N)``, but layers of small weights get
+    more than ``sparsity`` and layers of large weights less. Used as per-layer targets
+    for gradual pruning (``PruningRecipe(allocation="global")``); a layer whose share
+    would reach 1 is capped just below it so that it keeps a weight.
+
+    Args:
+        model: a built ``tf_keras`` model.
+        sparsity: overall fraction to prune, in ``[0, 1)``.
+        layer_types: Keras class names of the layers to prune (tfmot prunes ``Conv2D``
+            and ``Dense``, not ``DepthwiseConv2D``).
+
+    Returns:
+        ``{layer name: sparsity}`` in layer order.
+    """
+    kernels = _keras_kernels(model, layer_types)
+    names = [name for name, ks in kernels.items() for _ in ks]
+    arrays = [k for ks in kernels.values() for k in ks]
+    masks = global_magnitude_masks(arrays, sparsity)
+    pruned, sizes = {}, {}
+    for name, mask in zip(names, masks):
+        pruned[name] = pruned.get(name, 0) + int(mask.size - mask.sum())
+        sizes[name] = sizes.get(name, 0) + int(mask.size)
+    return {name: min(pruned[name] / sizes[name], 1.0 - 1.0 / sizes[name]) for name in sizes}
+
+
 # ---------------------------------------------------------------------------------------
 # Pruning recipes: prune a trained model, fine-tune it, cache the result
 # ---------------------------------------------------------------------------------------
@@ -827,6 +861,10 @@ class PruningRecipe:
             step, which only a later epoch reaches.
         learning_rate: peak fine-tuning learning rate (cosine-decayed to 0).
         frequency: steps between mask updates (tfmot's ``frequency``).
+        allocation: ``"magnitude"`` only: ``"uniform"`` prunes every ``Conv2D`` and
+            ``Dense`` kernel to ``amount``; ``"global"`` gives each layer the sparsity
+            one global magnitude threshold over the trained model gives it
+            (:func:`global_layer_sparsities`), ``amount`` overall.
         name: a label for people, used in the cache folder name; not part of the key.
     """
 
@@ -836,6 +874,7 @@ class PruningRecipe:
     learning_rate: float
     ramp_epochs: int = 0
     frequency: int = 50
+    allocation: str = "uniform"
     name: str = "pruned"
 
     def __post_init__(self):
@@ -857,6 +896,10 @@ class PruningRecipe:
             )
         if not (_is_number(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.allocation not in ("uniform", "global"):
+            raise ValueError(f"allocation must be 'uniform' or 'global', got {self.allocation!r}")
+        if self.allocation != "uniform" and self.method != "magnitude":
+            raise ValueError(f"allocation={self.allocation!r} applies to magnitude pruning only")
 
     def key(self, base_key: str) -> str:
         """SHA-256 of the recipe (without its name) and the key of the model it prunes."""
@@ -870,11 +913,13 @@ class PruningRecipe:
 def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool = True):
     """Prunes a trained Keras MobileNetV2 as ``recipe`` says and fine-tunes it.
 
-    - ``"magnitude"``: tfmot's ``prune_low_magnitude`` on the whole model (it wraps every
-      ``Conv2D`` and ``Dense`` kernel; tfmot has no pruning for ``DepthwiseConv2D``) with a
-      ``PolynomialDecay(0, amount, begin_step=0, end_step=ramp_epochs * steps_per_epoch,
-      frequency)`` schedule, fine-tuned with tfmot's ``UpdatePruningStep``, then
-      ``strip_pruning``: an ordinary model whose kernels hold exact zeros.
+    - ``"magnitude"``: tfmot's ``prune_low_magnitude`` wraps every ``Conv2D`` and
+      ``Dense`` layer (tfmot has no pruning for ``DepthwiseConv2D``) with a
+      ``PolynomialDecay(0, s_l, begin_step=0, end_step=ramp_epochs * steps_per_epoch,
+      frequency)`` schedule, where ``s_l`` is ``amount`` or, with
+      ``allocation="global"``, the layer's share from :func:`global_layer_sparsities`;
+      fine-tuned with tfmot's ``UpdatePruningStep``, then ``strip_pruning``: an ordinary
+      model whose kernels hold exact zeros.
     - ``"2:4"``: the same with ``sparsity_m_by_n=(2, 4)``.
     - ``"channels"``: :func:`prune_hidden_channels` with ``fraction = amount``, then
       ordinary fine-tuning of the thinner model.
@@ -917,14 +962,24 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
         if recipe.method == "2:4":
             wrapped = tfmot.sparsity.keras.prune_low_magnitude(copy, sparsity_m_by_n=(2, 4))
         else:
-            schedule = tfmot.sparsity.keras.PolynomialDecay(
-                initial_sparsity=0.0,
-                final_sparsity=recipe.amount,
-                begin_step=0,
-                end_step=end_step,
-                frequency=recipe.frequency,
-            )
-            wrapped = tfmot.sparsity.keras.prune_low_magnitude(copy, pruning_schedule=schedule)
+            if recipe.allocation == "global":
+                targets = global_layer_sparsities(copy, recipe.amount)
+            else:
+                targets = {name: recipe.amount for name in _keras_kernels(copy, ("Conv2D", "Dense"))}
+
+            def wrap(layer):
+                if layer.name not in targets:
+                    return layer
+                schedule = tfmot.sparsity.keras.PolynomialDecay(
+                    initial_sparsity=0.0,
+                    final_sparsity=targets[layer.name],
+                    begin_step=0,
+                    end_step=end_step,
+                    frequency=recipe.frequency,
+                )
+                return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+            wrapped = keras.models.clone_model(copy, clone_function=wrap)
         callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
         trained = wrapped
     history = models.fine_tune(
@@ -944,6 +999,37 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
     return trained, record
 
 
+def _entry(config, recipe: PruningRecipe, cache_dir):
+    """``(entry name, key, build)`` of the cache entry of ``config`` pruned by ``recipe``."""
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    key = recipe.key(config.key())
+    base = {}
+
+    def trained():
+        if "model" not in base:
+            base["model"] = models.load_or_train(config, cache_dir, verbose=False)[0]
+        return base["model"]
+
+    def build():
+        if recipe.method == "channels":
+            return prune_hidden_channels(trained(), recipe.amount)[0]
+        return models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+
+    return f"{config.name}-{recipe.name}-{key[:16]}", key, build, trained
+
+
+def load_cached_pruned(config, recipe: PruningRecipe, cache_dir=None):
+    """Loads the verified cache entry of ``config`` pruned by ``recipe``, or returns ``None``.
+
+    Nothing is pruned or fine-tuned (see :func:`mobileopt_ref.models.load_cached`).
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    name, key, build, _ = _entry(config, recipe, cache_dir)
+    return models.load_entry(name, key, build, cache_dir)
+
+
 def load_or_prune(config, recipe: PruningRecipe, cache_dir=None, *, retrain=None, verbose: bool = True):
     """Returns the model ``config`` pruned by ``recipe``, from the model cache or made now.
 
@@ -958,21 +1044,28 @@ def load_or_prune(config, recipe: PruningRecipe, cache_dir=None, *, retrain=None
     """
     from mobileopt_ref import models  # noqa: PLC0415
 
-    key = recipe.key(config.key())
-    base = {}
-
-    def trained():
-        if "model" not in base:
-            base["model"] = models.load_or_train(config, cache_dir, verbose=verbose)[0]
-        return base["model"]
-
-    def build():
-        if recipe.method == "channels":
-            return prune_hidden_channels(trained(), recipe.amount)[0]
-        return models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
-
+    name, key, build, trained = _entry(config, recipe, cache_dir)
     return models.load_or_make(
-        f"{config.name}-{recipe.name}-{key[:16]}", key, build,
-        lambda: prune_and_fine_tune(trained(), config, recipe, verbose=verbose),
+        name, key, build, lambda: prune_and_fine_tune(trained(), config, recipe, verbose=verbose),
         cache_dir, retrain=retrain, verbose=verbose,
     )
+
+
+def _student_recipes() -> dict:
+    common = dict(epochs=16, learning_rate=1e-3)
+    ramp = dict(common, ramp_epochs=8)
+    return {
+        "magnitude50": PruningRecipe("magnitude", 0.5, **ramp, name="magnitude50"),
+        "magnitude75": PruningRecipe("magnitude", 0.75, **ramp, name="magnitude75"),
+        "magnitude90": PruningRecipe("magnitude", 0.9, **ramp, name="magnitude90"),
+        "global75": PruningRecipe("magnitude", 0.75, **ramp, allocation="global", name="global75"),
+        "2:4": PruningRecipe("2:4", 0.5, **common, name="2by4"),
+        "channels50": PruningRecipe("channels", 0.5, **common, name="channels50"),
+    }
+
+
+STUDENT_RECIPES = _student_recipes()
+"""The pruning chapter's recipes for the student (:data:`mobileopt_ref.models.STUDENT`):
+magnitude pruning to 50, 75 and 90 % (uniform) and to 75 % with global allocation, 2:4,
+and half the hidden channels removed; 16 fine-tuning epochs each (the sparsity ramps up
+over the first 8), Adam from 1e-3, cosine-decayed. Their results ship in the model cache."""

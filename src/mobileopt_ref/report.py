@@ -130,13 +130,13 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def to_markdown(records: list, baseline=None) -> str:
+def to_markdown(records: list, baseline=None, extra_columns: dict | None = None) -> str:
     """Formats records as a markdown table.
 
     Columns: size, gzip size, accuracy, p50 and p99 latency with the 95 % interval of the
-    median, and, when a baseline is given, the accuracy change in percentage points and
-    the size ratio and speed-up relative to it (both ``baseline / variant``, so larger is
-    better).
+    median, any ``extra_columns``, and, when a baseline is given, the accuracy change in
+    percentage points and the size ratio, gzip-size ratio and speed-up relative to it
+    (all ``baseline / variant``, so larger is better).
 
     Args:
         records: :class:`VariantRecord` list.
@@ -144,6 +144,9 @@ def to_markdown(records: list, baseline=None) -> str:
             dict ``{record name: baseline name}`` when rows have different baselines
             (each model against its own float32 file). Rows missing from the dict get
             blank comparison cells.
+        extra_columns: ``{column header: (key, format)}`` for values of each record's
+            ``extra`` dict, for instance ``{"sparsity": ("alpha", "{:.1%}")}``; a record
+            without the key gets a blank cell.
 
     Raises:
         ValueError: if a baseline is not the name of a record.
@@ -158,9 +161,10 @@ def to_markdown(records: list, baseline=None) -> str:
     unknown = sorted({b for b in bases.values() if b not in by_name})
     if unknown:
         raise ValueError(f"baseline {unknown[0]!r} is not one of {sorted(by_name)}")
-    header = ["variant", "size", "gzip", "accuracy", "p50 ms (95 % CI)", "p99 ms"]
+    extra_columns = dict(extra_columns or {})
+    header = ["variant", "size", "gzip", "accuracy", "p50 ms (95 % CI)", "p99 ms", *extra_columns]
     if bases:
-        header += ["Δ accuracy", "smaller", "faster"]
+        header += ["Δ accuracy", "smaller", "gzip smaller", "faster"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         if r.latency is not None:
@@ -170,13 +174,16 @@ def to_markdown(records: list, baseline=None) -> str:
         else:
             p50 = p99 = "n/a"
         cells = [r.name, _fmt_bytes(r.size_bytes), _fmt_bytes(r.gzip_bytes), f"{100 * r.accuracy:.1f} %", p50, p99]
+        for key, fmt in extra_columns.values():
+            cells.append(fmt.format(r.extra[key]) if key in r.extra else "")
         if bases:
             base = by_name.get(bases.get(r.name))
             if base is None:
-                cells += ["", "", ""]
+                cells += ["", "", "", ""]
             else:
                 cells.append(f"{100 * (r.accuracy - base.accuracy):+.1f}")
                 cells.append(f"{base.size_bytes / r.size_bytes:.2f}x")
+                cells.append(f"{base.gzip_bytes / r.gzip_bytes:.2f}x")
                 if base.latency is not None and r.latency is not None:
                     cells.append(f"{compute.speedup(base.latency, r.latency):.2f}x")
                 else:
