@@ -1,14 +1,14 @@
 """Knowledge distillation: a small student learns from a large teacher's outputs.
 
 Hinton, Vinyals and Dean (2015) train the student on the teacher's *softened* class
-probabilities. With logits ``z`` and a temperature ``T > 0``,
+probabilities. With logits ``z`` and a temperature ``T > 0``::
 
     p_i(T) = exp(z_i / T) / sum_j exp(z_j / T),
 
 ``T = 1`` is the ordinary softmax and a larger ``T`` spreads the probability over the
 classes the teacher finds similar ("dark knowledge"). The distillation loss mixes the
 Kullback-Leibler divergence between the teacher's and the student's softened
-distributions with the ordinary cross-entropy on the true labels ``y``:
+distributions with the ordinary cross-entropy on the true labels ``y``::
 
     L_KD = (1 - alpha) * CE(y, p_s(1)) + alpha * T^2 * KL(p_t(T) || p_s(T)).
 
@@ -17,7 +17,7 @@ The factor ``T^2`` keeps the soft term's gradients on the scale of the hard term
 example weights the *hard* term by its ``alpha``; here ``alpha`` weights the teacher:
 ``alpha = 0`` is training alone, ``alpha = 1`` pure distillation.)
 
-The source article's distillation loss matches the logits directly:
+The source article's distillation loss matches the logits directly::
 
     L_D = (1 / N) sum_i (l_teacher,i - l_student,i)^2 .
 
@@ -26,7 +26,7 @@ Hinton et al. show the two are related: for large ``T`` and logits of zero mean,
 matching is the high-temperature limit of distillation (tested numerically).
 
 The numpy functions state the math and are what the tests check; the ``tf_`` functions
-compute the same losses inside a training step, and :class:`Distiller` trains a student
+compute the same losses inside a training step, and :func:`make_distiller` trains a student
 with either.
 
 Example:
@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 LOSSES = ("kd", "logits")
-"""What :class:`Distiller` can train with: Hinton's KD loss or the article's logit matching."""
+"""What :func:`make_distiller` can train with: Hinton's KD loss or the article's logit matching."""
 
 
 # ---------------------------------------------------------------------------------------
