@@ -1,5 +1,6 @@
 """Tests of the distillation losses and the Distiller."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -169,3 +170,34 @@ def test_distiller_trains_only_the_student_towards_the_teacher():
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
     # evaluate() and predict() use the student alone.
     np.testing.assert_allclose(distiller.predict(x, verbose=0), student(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(loss="mse"), "loss must be one of"),
+        (dict(loss="kd", temperature=0.0), "temperature must be"),
+        (dict(loss="kd", temperature=2.0, alpha=1.2), "alpha must be"),
+        (dict(loss="logits", temperature=4.0), "no temperature"),
+    ],
+)
+def test_bad_distill_recipes(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kd.DistillRecipe(**kwargs)
+
+
+def test_distilling_with_alpha_zero_reproduces_plain_training_and_is_cached(tiny_config, tmp_path):
+    from mobileopt_ref import models
+
+    teacher_config = dataclasses.replace(tiny_config, name="tiny-teacher", seed=1)
+    plain, _ = models.load_or_train(tiny_config, tmp_path, verbose=False)
+    recipe = kd.DistillRecipe("kd", temperature=4.0, alpha=0.0, name="alpha0")
+    student, meta = kd.load_or_distill(tiny_config, teacher_config, recipe, tmp_path, verbose=False)
+    assert meta["source"] == "trained" and meta["teacher_key"] == teacher_config.key()
+    # Same seeds, initial weights, data and schedule: only the loss's implementation differs.
+    for a, b in zip(plain.get_weights(), student.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    again, meta2 = kd.load_or_distill(tiny_config, teacher_config, recipe, tmp_path, verbose=False)
+    assert meta2["source"] == "cache" and meta2["weights_sha256"] == meta["weights_sha256"]
+    other = kd.DistillRecipe("kd", temperature=4.0, alpha=0.5, name="alpha0")
+    assert other.key(tiny_config.key(), teacher_config.key()) != recipe.key(tiny_config.key(), teacher_config.key())

@@ -39,6 +39,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+
 import numpy as np
 
 LOSSES = ("kd", "logits")
@@ -303,3 +307,99 @@ def make_distiller(student, teacher, *, loss: str = "kd", temperature: float = 4
             return {m.name: m.result() for m in self.metrics}
 
     return Distiller()
+
+
+# ---------------------------------------------------------------------------------------
+# Training a student with a teacher, reproducibly, and caching it
+# ---------------------------------------------------------------------------------------
+
+DISTILL_VERSION = 1
+"""Bumped whenever :func:`distill` changes what a recipe produces."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillRecipe:
+    """How a student is trained on a teacher; with both configs, its cache key.
+
+    Attributes:
+        loss: one of :data:`LOSSES`.
+        temperature: ``T > 0`` (``"kd"`` only; must stay 1 for ``"logits"``).
+        alpha: weight of the teacher's term in ``[0, 1]`` (``"kd"`` only; must stay 1
+            for ``"logits"``, which has no label term).
+        name: a label for people, used in the cache folder name; not part of the key.
+    """
+
+    loss: str
+    temperature: float = 1.0
+    alpha: float = 1.0
+    name: str = "distilled"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_temperature(self.temperature)
+        check_alpha(self.alpha)
+        if self.loss == "logits" and (self.temperature != 1 or self.alpha != 1):
+            raise ValueError("the logit-matching loss has no temperature and no label term: leave temperature=1, alpha=1")
+
+    def key(self, student_key: str, teacher_key: str) -> str:
+        """SHA-256 of the recipe (without its name) and the student's and teacher's keys."""
+        fields = dataclasses.asdict(self)
+        fields.pop("name")
+        fields.update(student=student_key, teacher=teacher_key, distill_version=DISTILL_VERSION)
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def distill(config, teacher, recipe: DistillRecipe, *, teacher_key: str, verbose: bool = True):
+    """Trains the student of ``config`` from scratch on a frozen teacher.
+
+    Exactly :func:`mobileopt_ref.models.train` (same seeds, initial weights, fresh data
+    per epoch, curriculum and cosine schedule), except that the fitted model is a
+    :func:`make_distiller` around the student, so the student trained alone and the
+    distilled one differ only in the loss.
+
+    Args:
+        config: the student's :class:`mobileopt_ref.models.TrainConfig`.
+        teacher: the trained teacher (a ``tf_keras`` model; left unchanged).
+        recipe: the loss and its settings.
+        teacher_key: the teacher's config key, recorded with the result.
+        verbose: print one line per epoch.
+
+    Returns:
+        ``(student, record)``.
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    def wrap(student):
+        return make_distiller(student, teacher, loss=recipe.loss, temperature=recipe.temperature, alpha=recipe.alpha)
+
+    student, record = models.train(config, verbose=verbose, wrap=wrap)
+    record.update(recipe=dataclasses.asdict(recipe), key=recipe.key(config.key(), teacher_key), teacher_key=teacher_key)
+    return student, record
+
+
+def load_or_distill(config, teacher_config, recipe: DistillRecipe, cache_dir=None, *, retrain=None,
+                    verbose: bool = True):
+    """Returns the student of ``config`` distilled from ``teacher_config``'s model by ``recipe``.
+
+    From the verified model cache (entry ``<config.name>-<recipe.name>-<key>``) or trained
+    with :func:`distill`, the teacher coming from
+    :func:`mobileopt_ref.models.load_or_train`.
+
+    Returns:
+        ``(student, meta)``.
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    key = recipe.key(config.key(), teacher_config.key())
+
+    def make():
+        teacher, _ = models.load_or_train(teacher_config, cache_dir, verbose=verbose)
+        return distill(config, teacher, recipe, teacher_key=teacher_config.key(), verbose=verbose)
+
+    return models.load_or_make(
+        f"{config.name}-{recipe.name}-{key[:16]}", key,
+        lambda: models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum),
+        make, cache_dir, retrain=retrain, verbose=verbose,
+    )

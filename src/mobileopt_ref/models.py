@@ -268,7 +268,7 @@ def _fit_epoch(model, x, y, epoch: int, config: TrainConfig, validation, callbac
         history.setdefault(metric, []).extend(float(v) for v in values)
 
 
-def train(config: TrainConfig, verbose: bool = True):
+def train(config: TrainConfig, verbose: bool = True, *, wrap=None):
     """Trains a MobileNetV2 from scratch, deterministically.
 
     Every epoch draws ``config.images_per_epoch`` fresh images (generated data costs
@@ -279,6 +279,10 @@ def train(config: TrainConfig, verbose: bool = True):
     Args:
         config: the training config.
         verbose: print one progress line per epoch.
+        wrap: optional ``wrap(model)`` returning the Keras model that is actually fitted
+            around the freshly built one, such as a distiller that trains it on a
+            teacher's outputs (:func:`mobileopt_ref.distillation.make_distiller`). The
+            seeds, initial weights, data and schedule are those of plain training.
 
     Returns:
         ``(model, record)``: the trained model and a dict with the history, the
@@ -287,8 +291,9 @@ def train(config: TrainConfig, verbose: bool = True):
     env.configure_threads(config.threads)
     env.seed_everything(config.seed)
     model = build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
+    fitted = model if wrap is None else wrap(model)
     steps_per_epoch = config.images_per_epoch // config.batch_size
-    x_val, y_val = _compile_for(model, config, config.learning_rate, steps_per_epoch * config.epochs)
+    x_val, y_val = _compile_for(fitted, config, config.learning_rate, steps_per_epoch * config.epochs)
     history: dict = {}
     started = time.perf_counter()
     log = _EpochLog(config.name, config.epochs, started)
@@ -303,7 +308,7 @@ def train(config: TrainConfig, verbose: bool = True):
             mix_max=level * config.mix_max,
             noise_max=level * config.noise_max,
         )
-        _fit_epoch(model, x, y, epoch, config, (x_val, y_val), [log] if verbose else [], history)
+        _fit_epoch(fitted, x, y, epoch, config, (x_val, y_val), [log] if verbose else [], history)
     seconds = time.perf_counter() - started
     record = {
         "config": dataclasses.asdict(config),
