@@ -15,6 +15,7 @@ from mobileopt_ref import models, pruning
         (dict(method="magnitude", amount=1.0, epochs=1, ramp_epochs=1, learning_rate=1e-3), r"\[0, 1\)"),
         (dict(method="magnitude", amount=-0.1, epochs=1, ramp_epochs=1, learning_rate=1e-3), r"\[0, 1\)"),
         (dict(method="2:4", amount=0.75, epochs=1, learning_rate=1e-3), "amount must be 0.5"),
+        (dict(method="none", amount=0.5, epochs=1, learning_rate=1e-3), "amount must be 0"),
         (dict(method="magnitude", amount=0.5, epochs=0, ramp_epochs=0, learning_rate=1e-3), "epochs must be"),
         (dict(method="magnitude", amount=0.5, epochs=2, ramp_epochs=3, learning_rate=1e-3), "ramp_epochs"),
         (dict(method="magnitude", amount=0.5, epochs=2, ramp_epochs=0, learning_rate=1e-3), "1 <= ramp_epochs < epochs"),

@@ -836,9 +836,11 @@ def global_layer_sparsities(model, sparsity, layer_types=("Conv2D", "Dense")) ->
 # Pruning recipes: prune a trained model, fine-tune it, cache the result
 # ---------------------------------------------------------------------------------------
 
-PRUNING_METHODS = ("magnitude", "2:4", "channels")
+PRUNING_METHODS = ("magnitude", "2:4", "channels", "none")
 """What :class:`PruningRecipe` can do: tfmot magnitude pruning to a target sparsity,
-tfmot 2:4 pruning, or removing hidden channels (:func:`prune_hidden_channels`)."""
+tfmot 2:4 pruning, removing hidden channels (:func:`prune_hidden_channels`), or nothing
+(the same fine-tuning without pruning: the control that shows what the extra training
+alone is worth)."""
 
 PRUNING_VERSION = 1
 """Bumped whenever :func:`prune_and_fine_tune` changes what a recipe produces."""
@@ -881,6 +883,8 @@ class PruningRecipe:
         if self.method not in PRUNING_METHODS:
             raise ValueError(f"method must be one of {', '.join(PRUNING_METHODS)}, got {self.method!r}")
         check_sparsity(self.amount)
+        if self.method == "none" and self.amount != 0:
+            raise ValueError(f"method 'none' prunes nothing: amount must be 0, got {self.amount!r}")
         if self.method == "2:4" and self.amount != 0.5:
             raise ValueError(f"2:4 pruning removes exactly half the weights: amount must be 0.5, got {self.amount!r}")
         for field in ("epochs", "frequency"):
@@ -923,6 +927,7 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
     - ``"2:4"``: the same with ``sparsity_m_by_n=(2, 4)``.
     - ``"channels"``: :func:`prune_hidden_channels` with ``fraction = amount``, then
       ordinary fine-tuning of the thinner model.
+    - ``"none"``: ordinary fine-tuning of a copy, the same epochs and learning rate.
 
     Fine-tuning is :func:`mobileopt_ref.models.fine_tune` (fresh images, Adam, cosine
     decay), so the result is deterministic for a given ``config``.
@@ -956,6 +961,9 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
     if recipe.method == "channels":
         pruned, _ = prune_hidden_channels(model, recipe.amount)
         trained = pruned
+    elif recipe.method == "none":
+        trained = keras.models.clone_model(model)
+        trained.set_weights(model.get_weights())
     else:
         copy = keras.models.clone_model(model)
         copy.set_weights(model.get_weights())
@@ -986,7 +994,7 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
         trained, config, epochs=recipe.epochs, learning_rate=recipe.learning_rate,
         callbacks=callbacks, verbose=verbose,
     )
-    if recipe.method != "channels":
+    if recipe.method in ("magnitude", "2:4"):
         trained = tfmot.sparsity.keras.strip_pruning(trained)
     record = {
         "recipe": dataclasses.asdict(recipe),
@@ -1061,11 +1069,13 @@ def _student_recipes() -> dict:
         "global75": PruningRecipe("magnitude", 0.75, **ramp, allocation="global", name="global75"),
         "2:4": PruningRecipe("2:4", 0.5, **common, name="2by4"),
         "channels50": PruningRecipe("channels", 0.5, **common, name="channels50"),
+        "finetuned": PruningRecipe("none", 0.0, **common, name="finetuned"),
     }
 
 
 STUDENT_RECIPES = _student_recipes()
 """The pruning chapter's recipes for the student (:data:`mobileopt_ref.models.STUDENT`):
 magnitude pruning to 50, 75 and 90 % (uniform) and to 75 % with global allocation, 2:4,
-and half the hidden channels removed; 16 fine-tuning epochs each (the sparsity ramps up
-over the first 8), Adam from 1e-3, cosine-decayed. Their results ship in the model cache."""
+half the hidden channels removed, and the dense student fine-tuned the same way without
+pruning (the control); 16 fine-tuning epochs each (the sparsity ramps up over the first 8),
+Adam from 1e-3, cosine-decayed. Their results ship in the model cache."""
