@@ -201,3 +201,18 @@ def test_distilling_with_alpha_zero_reproduces_plain_training_and_is_cached(tiny
     assert meta2["source"] == "cache" and meta2["weights_sha256"] == meta["weights_sha256"]
     other = kd.DistillRecipe("kd", temperature=4.0, alpha=0.5, name="alpha0")
     assert other.key(tiny_config.key(), teacher_config.key()) != recipe.key(tiny_config.key(), teacher_config.key())
+
+
+def test_sweep_point_records_test_accuracy_and_caches_only_the_record(tiny_config, tmp_path):
+    from mobileopt_ref import data, models
+
+    record = kd.sweep_point(tiny_config, tiny_config, None, tmp_path, n_test=64, verbose=False)
+    assert record["source"] == "trained" and record["recipe"] is None
+    plain, _ = models.load_or_train(tiny_config, tmp_path / "weights", verbose=False)
+    images, labels = data.generate_patterns(64, 32, tiny_config.data_seed, split="test",
+                                            mix_max=tiny_config.mix_max, noise_max=tiny_config.noise_max)
+    assert record["test_accuracy"] == models.evaluate_keras(plain, images, labels)  # deterministic training
+    (entry,) = [p for p in tmp_path.iterdir() if p.name.startswith("sweep-")]
+    assert [p.name for p in entry.iterdir()] == ["record.json"]
+    again = kd.sweep_point(tiny_config, tiny_config, None, tmp_path, n_test=64, verbose=False)
+    assert again == dict(record, source="cache")

@@ -163,3 +163,28 @@ def test_the_shipped_entries_are_valid_and_match_their_configs():
         assert cached is not None, f"{config.name} is not shipped (valid) in cache/"
         _, meta = cached
         assert meta["key"] == config.key()
+
+
+def test_measurement_cache_round_trip_and_corruption(tmp_path, capsys):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"key": "k1", "accuracy": 0.5, "history": [0.1, 0.2]}
+
+    first = models.load_or_measure("sweep-a", "k1", measure, tmp_path, verbose=False)
+    assert first["source"] == "trained" and len(calls) == 1
+    again = models.load_or_measure("sweep-a", "k1", measure, tmp_path, verbose=False)
+    assert again == dict(first, source="cache") and len(calls) == 1
+    # An altered record is detected and measured again, never used.
+    path = tmp_path / "sweep-a" / "record.json"
+    path.write_text(path.read_text().replace("0.5", "0.9"))
+    third = models.load_or_measure("sweep-a", "k1", measure, tmp_path, verbose=False)
+    assert third["accuracy"] == 0.5 and len(calls) == 2
+    assert "does not match its recorded SHA-256" in capsys.readouterr().err
+    # A record for another key is not used either; a wrong key from measure() is refused.
+    fourth = models.load_or_measure("sweep-a", "k2", lambda: {"key": "k2", "accuracy": 0.7}, tmp_path, verbose=False)
+    assert fourth["accuracy"] == 0.7 and fourth["source"] == "trained"
+    with pytest.raises(ValueError, match="expected 'k3'"):
+        models.load_or_measure("sweep-b", "k3", lambda: {"key": "other"}, tmp_path, verbose=False)
+    assert not (tmp_path / "sweep-b").exists()

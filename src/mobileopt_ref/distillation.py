@@ -403,3 +403,53 @@ def load_or_distill(config, teacher_config, recipe: DistillRecipe, cache_dir=Non
         lambda: models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum),
         make, cache_dir, retrain=retrain, verbose=verbose,
     )
+
+
+def sweep_point(config, teacher_config, recipe: DistillRecipe | None, cache_dir=None, *, n_test: int = 2_000,
+                retrain=None, verbose: bool = True) -> dict:
+    """Trains one student (alone, or distilled by ``recipe``) and records its accuracy.
+
+    For sweeps over ``T`` and ``alpha``, whose many students are not worth shipping: the
+    student is trained (:func:`mobileopt_ref.models.train` or :func:`distill`), evaluated
+    on ``n_test`` test images of ``config``'s data, and only the record is cached
+    (:func:`mobileopt_ref.models.load_or_measure`).
+
+    Args:
+        config: the student's training config (usually a short one).
+        teacher_config: the teacher's config (loaded with ``load_or_train``).
+        recipe: the distillation recipe, or ``None`` for the student trained alone.
+        cache_dir: model cache folder.
+        n_test: test images.
+        retrain: force training; ``None`` reads ``MOBILEOPT_RETRAIN``.
+        verbose: print progress.
+
+    Returns:
+        ``{"key", "recipe", "test_accuracy", "history", "train_seconds", "source"}``.
+    """
+    from mobileopt_ref import data, models  # noqa: PLC0415
+
+    if recipe is None:
+        blob = json.dumps({"alone": config.key(), "distill_version": DISTILL_VERSION}, sort_keys=True)
+        key, label = hashlib.sha256(blob.encode()).hexdigest(), "alone"
+    else:
+        key, label = recipe.key(config.key(), teacher_config.key()), recipe.name
+
+    def measure():
+        if recipe is None:
+            student, record = models.train(config, verbose=verbose)
+        else:
+            teacher, _ = models.load_or_train(teacher_config, cache_dir, verbose=verbose)
+            student, record = distill(config, teacher, recipe, teacher_key=teacher_config.key(), verbose=verbose)
+        images, labels = data.generate_patterns(n_test, config.resolution, config.data_seed, split="test",
+                                                mix_max=config.mix_max, noise_max=config.noise_max)
+        return {
+            "key": key,
+            "recipe": None if recipe is None else dataclasses.asdict(recipe),
+            "config": dataclasses.asdict(config),
+            "test_accuracy": models.evaluate_keras(student, images, labels),
+            "history": record["history"],
+            "train_seconds": record["train_seconds"],
+        }
+
+    return models.load_or_measure(f"sweep-{config.name}-{label}-{key[:16]}", key, measure, cache_dir,
+                                  retrain=retrain, verbose=verbose)

@@ -523,6 +523,80 @@ def _load_entry(path: Path, key: str, build):
     return model, dict(meta, source="cache")
 
 
+_RECORD_FILE = "record.json"
+
+
+def _record_digest(record: dict) -> str:
+    blob = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_or_measure(
+    entry_name: str,
+    key: str,
+    measure,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    retrain: bool | None = None,
+    verbose: bool = True,
+) -> dict:
+    """Returns a cached measurement, or makes it and caches it (no weights kept).
+
+    For results whose models are too many to ship (a hyper-parameter sweep, say): the
+    entry ``cache_dir/entry_name/record.json`` holds the record that ``measure()``
+    returned and the SHA-256 of its canonical JSON, verified when loaded. A missing,
+    unreadable, altered or mismatched entry is reported and measured anew; with
+    ``retrain=True`` (or ``MOBILEOPT_RETRAIN=1``) it always is.
+
+    Args:
+        entry_name: the entry's folder name.
+        key: what the record must have been made for.
+        measure: ``measure()`` returns a JSON-serialisable dict with ``"key"``.
+        cache_dir: cache folder; :func:`default_cache_dir` if omitted.
+        retrain: force ``measure()``; ``None`` reads ``MOBILEOPT_RETRAIN``.
+        verbose: print where the record came from.
+
+    Returns:
+        The record, plus ``"source"``: ``"cache"`` or ``"trained"``.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if retrain is None:
+        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0")
+    path = cache_dir / entry_name
+    if not retrain and path.exists():
+        try:
+            stored = json.loads((path / _RECORD_FILE).read_text(encoding="utf-8"))
+            record = stored["record"]
+            if record.get("key") != key:
+                raise CacheError(f"{entry_name}: made for another config")
+            if _record_digest(record) != stored.get("sha256"):
+                raise CacheError(f"{entry_name}: record does not match its recorded SHA-256")
+            if verbose:
+                print(f"loaded {entry_name.rsplit('-', 1)[0]} from cache entry {entry_name}")
+            return dict(record, source="cache")
+        except (OSError, ValueError, KeyError, TypeError, CacheError) as err:
+            print(f"cache entry unusable, measuring again: {err}", file=sys.stderr)
+    record = measure()
+    if record.get("key") != key:
+        raise ValueError(f"measure() returned a record for key {record.get('key')!r}, expected {key!r}")
+    record = json.loads(json.dumps(record))  # what is stored is exactly what is returned
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)
+    try:
+        text = json.dumps({"record": record, "sha256": _record_digest(record)}, indent=1, sort_keys=True)
+        (tmp / _RECORD_FILE).write_text(text, encoding="utf-8")
+        if path.exists():
+            stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
+            path.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dict(record, source="trained")
+
+
 def _builder(config: TrainConfig):
     return lambda: build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum)
 
