@@ -79,3 +79,43 @@ def test_empty_or_invalid_samples():
         compute.compare_latency({})
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
         compute.median_confidence_interval([1.0], confidence=1.0)
+
+
+@pytest.mark.parametrize(("alpha", "published"), [(1.0, 300_774_272), (0.35, 59_285_808)])
+def test_mobilenet_v2_macs_match_the_published_figures(alpha, published):
+    from mobileopt_ref._keras import keras
+
+    model = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=alpha, weights=None, classes=1000)
+    counted = compute.keras_macs(model)
+    assert counted["total"] == published
+    assert round(counted["total"] / 1e6, 1) == (300.8 if alpha == 1.0 else 59.3)  # the papers' rounding
+    assert counted["pooling_adds"] == 7 * 7 * 1280
+    if alpha == 1.0:
+        assert model.count_params() == 3_538_984
+
+
+def test_macs_of_a_small_net_by_hand():
+    from mobileopt_ref._keras import keras
+
+    layers = keras.layers
+    inner = keras.Sequential([layers.Input((4, 4, 8)), layers.DepthwiseConv2D(3, padding="same")], name="inner")
+    model = keras.Sequential([
+        layers.Input((8, 8, 3)),
+        layers.Conv2D(8, 3, strides=2, padding="same"),  # 4*4*3*3*3*8 = 3456
+        layers.BatchNormalization(),
+        inner,  # 4*4*3*3*8 = 1152
+        layers.GlobalAveragePooling2D(),  # 4*4*8 = 128 additions
+        layers.Dense(5),  # 8*5 = 40
+    ])
+    counted = compute.keras_macs(model)
+    assert counted["total"] == 3456 + 1152 + 40
+    assert counted["layers"]["inner/" + inner.layers[0].name] == 1152
+    assert counted["pooling_adds"] == 128
+
+
+def test_an_unknown_layer_is_an_error_naming_it():
+    from mobileopt_ref._keras import keras
+
+    model = keras.Sequential([keras.layers.Input((8, 8, 3)), keras.layers.Conv2DTranspose(4, 3, name="up")])
+    with pytest.raises(ValueError, match="'up' is a Conv2DTranspose"):
+        compute.keras_macs(model)
