@@ -23,7 +23,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     html = tmp_path / "_build" / "html"
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
-                 "notebooks/01_quantization.html", "book/reference.html"):
+                 "notebooks/01_quantization.html", "notebooks/02_pruning.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -32,6 +32,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     quant, glued = _page_and_glue(html, "01_quantization")
     assert f"{float(glued['student_full_int8_ratio']):.2f}x" in quant
     assert f"{int(glued['bitexact_elements']):,}" in quant
+    prune, glued = _page_and_glue(html, "02_pruning")
+    assert f"{float(glued['gzip_g75']):.2f}x" in prune
+    assert f"{int(glued['n_prunable']):,}" in prune
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 

@@ -242,11 +242,13 @@ MAC_FREE_LAYERS = (
     "InputLayer", "ZeroPadding2D", "BatchNormalization", "ReLU", "Activation", "Add",
     "Dropout", "Flatten", "Reshape", "Rescaling", "Softmax", "GlobalAveragePooling2D",
 )
-"""Layers that multiply-accumulate nothing: padding, reshaping, element-wise
-activations and additions, global average pooling (``h w c`` additions, counted by
-:func:`keras_macs` separately), and batch normalization, which LiteRT folds into the
-preceding convolution's weights and bias, ``w' = gamma w / sqrt(var + eps)``,
-``b' = beta - gamma mean / sqrt(var + eps)``, so that it costs nothing at inference."""
+"""Layers that multiply-accumulate nothing.
+
+Padding, reshaping, element-wise activations and additions, global average pooling
+(``h w c`` additions, counted by :func:`keras_macs` separately), and batch normalization,
+which LiteRT folds into the preceding convolution's weights and bias,
+``w' = gamma w / sqrt(var + eps)``, ``b' = beta - gamma mean / sqrt(var + eps)``, so that
+it costs nothing at inference."""
 
 
 def keras_macs(model) -> dict:
