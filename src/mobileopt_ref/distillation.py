@@ -29,6 +29,8 @@ The numpy functions state the math and are what the tests check; the ``tf_`` fun
 compute the same losses inside a training step, and :func:`make_distiller` trains a student
 with either.
 
+Explained in notebooks/03_distillation.ipynb.
+
 Example:
     >>> import numpy as np
     >>> from mobileopt_ref import distillation
@@ -478,3 +480,14 @@ def sweep_config(config):
     hour on two cores; the full-length comparison uses the unchanged ``config``.
     """
     return dataclasses.replace(config, epochs=10, ramp_epochs=3, name=f"{config.name}-short")
+
+
+STUDENT_RECIPES = {
+    "kd": DistillRecipe("kd", temperature=4.0, alpha=0.9, name="kd"),
+    "logits": DistillRecipe("logits", name="logits"),
+}
+"""The distillation chapter's full-length students (60 epochs, the student's own config).
+
+``"kd"`` uses Hinton's loss at the sweep's best point by validation accuracy (``T = 4``,
+``alpha = 0.9``; the chapter asserts that it is the best); ``"logits"`` the source
+article's logit matching. Their weights ship in the model cache."""
