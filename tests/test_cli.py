@@ -32,3 +32,10 @@ def test_retrain_check_of_a_pruned_entry_without_shipped_entries_fails_without_t
     assert cli.main(["retrain-check", "student-global75"]) == 1
     assert "student-global75: no valid shipped entry" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_retrain_check_of_a_distilled_entry_without_shipped_entries_fails_without_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "student-kd"]) == 1
+    assert "student-kd: no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

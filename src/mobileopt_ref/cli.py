@@ -60,15 +60,16 @@ def _train(args) -> int:
 
 
 def _shipped_pruned(names):
-    """The pruned entries to check: ``[(label, recipe)]``, named ``student-<recipe name>``."""
-    from mobileopt_ref import pruning  # noqa: PLC0415
+    """The pruned and distilled entries to check: ``[(label, recipe)]``, ``student-<name>``."""
+    from mobileopt_ref import distillation, pruning  # noqa: PLC0415
 
     entries = {f"student-{r.name}": r for r in pruning.STUDENT_RECIPES.values()}
+    entries.update({f"student-{r.name}": r for r in distillation.STUDENT_RECIPES.values()})
     return [(label, r) for label, r in entries.items() if not names or label in names]
 
 
 def _retrain_check(args) -> int:
-    from mobileopt_ref import env, models, pruning  # noqa: PLC0415
+    from mobileopt_ref import distillation, env, models, pruning  # noqa: PLC0415
 
     env.setup(figures=False)
     pruned_labels = {label for label, _ in _shipped_pruned([])}
@@ -81,7 +82,16 @@ def _retrain_check(args) -> int:
     if pruned_names or not args.models:
         checks += [(label, models.STUDENT, recipe) for label, recipe in _shipped_pruned(pruned_names)]
     for label, config, recipe in checks:
-        cached = models.load_cached(config) if recipe is None else pruning.load_cached_pruned(config, recipe)
+        distilled = isinstance(recipe, distillation.DistillRecipe)
+        if recipe is None:
+            cached = models.load_cached(config)
+        elif distilled:
+            key = recipe.key(config.key(), models.TEACHER.key())
+            cached = models.load_entry(f"{config.name}-{recipe.name}-{key[:16]}", key,
+                                       lambda: models.build_mobilenet_v2(config.alpha, config.resolution,
+                                                                         bn_momentum=config.bn_momentum))
+        else:
+            cached = pruning.load_cached_pruned(config, recipe)
         if cached is None:
             # Nothing to compare with; `mobileopt train` (or the notebook) makes the entry.
             print(f"{label}: no valid shipped entry in {models.default_cache_dir()}", file=sys.stderr)
@@ -91,6 +101,10 @@ def _retrain_check(args) -> int:
         if recipe is None:
             with tempfile.TemporaryDirectory() as tmp:
                 _, fresh = models.load_or_train(config, tmp, retrain=True)
+        elif distilled:
+            teacher, _ = models.load_or_train(models.TEACHER, verbose=False)
+            model, fresh = distillation.distill(config, teacher, recipe, teacher_key=models.TEACHER.key())
+            fresh["weights_sha256"] = models.weights_digest(model.get_weights())
         else:
             base, _ = models.load_or_train(config, verbose=False)
             model, fresh = pruning.prune_and_fine_tune(base, config, recipe)
@@ -126,7 +140,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_train)
     p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
     p.add_argument("models", nargs="*",
-                   help="teacher, student, student-<pruning recipe> (default: every shipped entry)")
+                   help="teacher, student, student-<pruning or distillation recipe> (default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     args = parser.parse_args(argv)
     return args.func(args)
