@@ -432,16 +432,13 @@ def _read_entry(path: Path, key: str, build):
     return model, meta
 
 
-def _write_entry(path: Path, model, record: dict) -> dict:
-    """Writes a cache entry atomically: into a temporary folder, then one rename."""
+def _replace_folder(path: Path, fill) -> None:
+    """Writes a cache folder atomically: ``fill(tmp)`` fills a temporary folder, one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    weights = model.get_weights()
-    meta = dict(record, weights_sha256=weights_digest(weights), format=1)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a cache entry is ordinary data
     try:
-        np.savez_compressed(tmp / _WEIGHTS_FILE, **{f"w{i:04d}": w for i, w in enumerate(weights)})
-        (tmp / _META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+        fill(tmp)
         if path.exists():
             # A corrupt entry is moved aside first; rename over a non-empty folder fails.
             stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
@@ -451,6 +448,18 @@ def _write_entry(path: Path, model, record: dict) -> dict:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_entry(path: Path, model, record: dict) -> dict:
+    """Writes a cache entry (weights and meta) atomically."""
+    weights = model.get_weights()
+    meta = dict(record, weights_sha256=weights_digest(weights), format=1)
+
+    def fill(tmp: Path) -> None:
+        np.savez_compressed(tmp / _WEIGHTS_FILE, **{f"w{i:04d}": w for i, w in enumerate(weights)})
+        (tmp / _META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+
+    _replace_folder(path, fill)
     return meta
 
 
@@ -580,20 +589,8 @@ def load_or_measure(
     if record.get("key") != key:
         raise ValueError(f"measure() returned a record for key {record.get('key')!r}, expected {key!r}")
     record = json.loads(json.dumps(record))  # what is stored is exactly what is returned
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tmp.chmod(0o755)
-    try:
-        text = json.dumps({"record": record, "sha256": _record_digest(record)}, indent=1, sort_keys=True)
-        (tmp / _RECORD_FILE).write_text(text, encoding="utf-8")
-        if path.exists():
-            stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
-            path.rename(stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    text = json.dumps({"record": record, "sha256": _record_digest(record)}, indent=1, sort_keys=True)
+    _replace_folder(path, lambda tmp: (tmp / _RECORD_FILE).write_text(text, encoding="utf-8"))
     return dict(record, source="trained")
 
 
