@@ -119,3 +119,153 @@ def test_an_unknown_layer_is_an_error_naming_it():
     model = keras.Sequential([keras.layers.Input((8, 8, 3)), keras.layers.Conv2DTranspose(4, 3, name="up")])
     with pytest.raises(ValueError, match="'up' is a Conv2DTranspose"):
         compute.keras_macs(model)
+
+
+# ---------------------------------------------------------------------------------------
+# Counting a .tflite graph, per-operator profiling, speed-up factors, the roofline
+# ---------------------------------------------------------------------------------------
+
+
+def _with_nonzero_classifier_bias(model):
+    """A trained classifier has a non-zero bias; the converter drops an all-zero one."""
+    dense = model.layers[-1]
+    dense.bias.assign(np.linspace(-1.0, 1.0, dense.bias.shape[0]).astype(np.float32))
+    return model
+
+
+def test_tflite_counts_equal_the_keras_counts_and_the_published_figures():
+    from mobileopt_ref import litert
+    from mobileopt_ref._keras import keras
+
+    model = _with_nonzero_classifier_bias(
+        keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=1.0, weights=None, classes=1000)
+    )
+    counts = compute.tflite_macs(litert.to_tflite(model))
+    assert counts["total"] == compute.keras_macs(model)["total"] == 300_774_272
+    bn_channels = sum(l.gamma.shape[0] for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    # Folding: gamma, beta, mean, var (4 per channel) become one bias entry per channel.
+    assert counts["params"] == model.count_params() - 3 * bn_channels == 3_538_984 - 3 * 17_056
+    assert counts["pooling_adds"] == 7 * 7 * 1280
+    assert counts["by_kind"]["CONV_2D 1x1"]["count"] == 35 - 1
+    assert counts["by_kind"]["DEPTHWISE_CONV_2D 3x3"] == {"count": 17, "macs": 20_716_416}
+    assert sum(k["macs"] for k in counts["by_kind"].values()) == counts["total"]
+
+
+def test_tflite_counts_of_a_small_net_by_hand_in_every_precision(small_cnn, tiny_split):
+    from mobileopt_ref import litert
+    from mobileopt_ref._keras import keras
+
+    trained_like = keras.models.clone_model(small_cnn)
+    trained_like.set_weights(small_cnn.get_weights())
+    small_cnn = _with_nonzero_classifier_bias(trained_like)
+    # small_cnn: 32x32x3 -> conv 3x3/2 16 -> dw 3x3 -> conv 1x1 72 -> GAP -> dense 10.
+    by_hand = 16 * 16 * 16 * 3 * 3 * 3 + 16 * 16 * 16 * 3 * 3 + 16 * 16 * 72 * 16 + 72 * 10
+    params = (16 * 27 + 16) + (9 * 16 + 16) + (72 * 16 + 72) + (72 * 10 + 10)
+    assert compute.keras_macs(small_cnn)["total"] == by_hand
+    for name, model in {
+        "float32": litert.to_tflite(small_cnn),
+        "float16": litert.to_tflite(small_cnn, "float16"),
+        "int8": litert.to_tflite(small_cnn, "full_int8", representative_images=tiny_split.images[:8]),
+    }.items():
+        counts = compute.tflite_macs(model)
+        assert counts["total"] == by_hand, name
+        assert counts["params"] == params, name
+        assert counts["pooling_adds"] == 16 * 16 * 72, name
+        itemsize = 1 if name == "int8" else 4  # float16 weights are expanded to float32 at load
+        conv = next(r for r in counts["ops"] if r["kind"] == "CONV_2D 1x1")
+        assert conv["weight_bytes"] == 72 * 16 * itemsize + 72 * 4  # the int8 bias is int32
+        assert conv["activation_bytes"] == (16 * 16 * 16 + 16 * 16 * 72) * itemsize
+        if name == "float16":
+            assert {r["kind"] for r in counts["ops"] if r["macs"] == 0} >= {"DEQUANTIZE (once, at load)"}
+    assert compute.arithmetic_intensity(counts) > 0
+
+
+def test_an_unknown_operator_or_an_unreadable_file_is_an_error():
+    from mobileopt_ref import litert
+    from mobileopt_ref._keras import tf
+
+    tanh = litert.function_to_tflite(lambda x: tf.tanh(x), [(4,)])
+    with pytest.raises(ValueError, match="operator 0 is TANH, which tflite_macs does not know"):
+        compute.tflite_macs(tanh)
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        compute.tflite_macs(b"this is not a model")
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        compute.profile_ops(b"this is not a model")
+    with pytest.raises(ValueError, match="fully known positive shapes"):
+        litert.function_to_tflite(lambda x: x, [(0, 3)])
+
+
+def test_single_op_models_reproduce_every_operator_exactly(small_cnn):
+    from mobileopt_ref import litert
+
+    model = litert.to_tflite(small_cnn)
+    graph = litert.read_graph(model)
+    pieces = litert.single_op_models(model)
+    assert len(pieces) == len(graph.ops)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    wanted = [op.outputs[0] for op in graph.ops]
+    values = litert.run_tensors(model, x, wanted)
+    values[graph.inputs[0]] = x
+    for op, piece in zip(graph.ops, pieces):
+        interpreter = litert.make_interpreter(piece, kernels="reference")
+        dynamic = [i for i in op.inputs if i >= 0 and graph.tensors[i].data is None]
+        details = interpreter.get_input_details()
+        assert len(details) == len(dynamic)
+        for detail, index in zip(details, dynamic):
+            interpreter.set_tensor(detail["index"], values[index])
+        interpreter.invoke()
+        out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_array_equal(out, values[op.outputs[0]], err_msg=op.op)
+
+
+def test_profile_ops_times_every_operator_beside_the_whole_model(small_cnn):
+    from mobileopt_ref import litert
+
+    model = litert.to_tflite(small_cnn)
+    profile = compute.profile_ops(model, num_runs=10, warmup=1, rounds=2)
+    counts = compute.tflite_macs(model)
+    assert [op["index"] for op in profile.ops] == [r["index"] for r in counts["ops"]]
+    assert all(op["p50_ms"] > 0 for op in profile.ops)
+    assert profile.whole.runs == 10
+    kinds = profile.by_kind()
+    assert sum(k["share"] for k in kinds.values()) == pytest.approx(1.0)
+    assert sum(k["macs"] for k in kinds.values()) == counts["total"]
+    assert list(kinds.values())[0]["ms"] == max(k["ms"] for k in kinds.values())
+    with pytest.raises(ValueError, match="num_runs must be a positive integer"):
+        compute.profile_ops(model, num_runs=0)
+
+
+def test_speedup_factors_multiply_to_the_total():
+    factors = compute.speedup_factors(120.0, 30.0, 10.0)
+    assert factors["e"] == pytest.approx(4.0)
+    assert factors["h"] == pytest.approx(3.0)
+    assert factors["total"] == pytest.approx(12.0)
+    stats = compute.latency_stats([2.0, 2.0, 2.0])
+    assert compute.speedup_factors(stats, 1.0, 0.5)["total"] == pytest.approx(4.0)
+    for bad in (0.0, -1.0, float("nan"), "fast"):
+        with pytest.raises(ValueError, match="algorithm must be a LatencyStats or a positive time"):
+            compute.speedup_factors(1.0, bad, 1.0)
+
+
+def test_compare_latency_takes_threads_per_model(tiny_tflite):
+    result = compute.compare_latency(
+        {"one": tiny_tflite, "two": tiny_tflite}, num_threads={"one": 1, "two": 2}, num_runs=6, warmup=1, rounds=2
+    )
+    assert list(result) == ["one", "two"]
+    with pytest.raises(ValueError, match="num_threads given per model must name exactly the models"):
+        compute.compare_latency({"one": tiny_tflite}, num_threads={"two": 2}, num_runs=2, warmup=0, rounds=1)
+    with pytest.raises(ValueError, match="kernels given per model must name exactly the models"):
+        compute.compare_latency({"one": tiny_tflite}, kernels={}, num_runs=2, warmup=0, rounds=1)
+
+
+def test_roofline_the_matrix_product_is_compute_bound_and_the_addition_memory_bound():
+    roof = compute.measure_roofline(num_runs=6, warmup=1, rows=64, size=512, elements=4 * 2**20)
+    add_rate = 4 * 2**20 / (roof["add"].p50_ms * 1e-3) / 1e9  # one operation per element
+    assert roof["peak_gflops"] > 10 * add_rate
+    assert roof["ridge_flops_per_byte"] == pytest.approx(roof["peak_gflops"] / roof["bandwidth_gbs"])
+    line = compute.attainable_gflops([0.0, 1.0, 1e6], peak_gflops=100.0, bandwidth_gbs=10.0)
+    np.testing.assert_allclose(line, [0.0, 10.0, 100.0])
+    with pytest.raises(ValueError, match="must be positive"):
+        compute.attainable_gflops(1.0, peak_gflops=0.0, bandwidth_gbs=1.0)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        compute.attainable_gflops(-1.0, peak_gflops=1.0, bandwidth_gbs=1.0)

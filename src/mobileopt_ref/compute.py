@@ -128,12 +128,26 @@ def _check_runs(num_runs, warmup, rounds=1):
 
 
 def _prepared_interpreter(model, num_threads, kernels, seed):
-    """An interpreter with a fixed random input in place, ready to invoke."""
+    """An interpreter with fixed random inputs in place, ready to invoke.
+
+    An image input gets a random image, preprocessed and quantized as real images are;
+    any other input (an operator cut out of a model, a micro-benchmark) gets uniform
+    values in ``[-1, 1]``, or uniform integers of its type.
+    """
     interpreter = litert.make_interpreter(model, num_threads=num_threads, kernels=kernels)
-    inp = interpreter.get_input_details()[0]
     rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, size=inp["shape"], dtype=np.uint8)
-    interpreter.set_tensor(inp["index"], litert.quantize_input(data.preprocess(image), inp))
+    details = interpreter.get_input_details()
+    for inp in details:
+        shape, dtype = tuple(inp["shape"]), np.dtype(inp["dtype"])
+        if len(details) == 1 and len(shape) == 4 and shape[-1] == 3:
+            image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            value = litert.quantize_input(data.preprocess(image), inp)
+        elif np.issubdtype(dtype, np.floating):
+            value = rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            value = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+        interpreter.set_tensor(inp["index"], value)
     return interpreter
 
 
@@ -186,7 +200,7 @@ def compare_latency(
     num_runs: int = 200,
     warmup: int = 20,
     rounds: int = 10,
-    num_threads: int = 2,
+    num_threads: int | dict = 2,
     kernels: str | dict = "xnnpack",
     seed: int = 0,
 ) -> dict:
@@ -202,7 +216,7 @@ def compare_latency(
         num_runs: timed invokes per model.
         warmup: untimed invokes per model before the first round.
         rounds: number of interleaved rounds, in ``[1, num_runs]``.
-        num_threads: interpreter threads.
+        num_threads: interpreter threads for all, or ``{name: threads}``.
         kernels: one kernel set for all, or ``{name: kernel set}``.
         seed: seed of the random input image.
 
@@ -215,10 +229,17 @@ def compare_latency(
     if not models:
         raise ValueError("compare_latency needs at least one model")
     _check_runs(num_runs, warmup, rounds)
+    for option, value in (("kernels", kernels), ("num_threads", num_threads)):
+        if isinstance(value, dict) and set(value) != set(models):
+            raise ValueError(
+                f"{option} given per model must name exactly the models {sorted(models, key=str)}, "
+                f"got {sorted(value, key=str)}"
+            )
     interpreters = {}
     for name, model in models.items():
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
-        interpreters[name] = _prepared_interpreter(model, num_threads, kernel_set, seed)
+        threads = num_threads[name] if isinstance(num_threads, dict) else num_threads
+        interpreters[name] = _prepared_interpreter(model, threads, kernel_set, seed)
         _time_invokes(interpreters[name], warmup)
     samples = {name: [] for name in models}
     base, extra = divmod(num_runs, rounds)
@@ -232,6 +253,45 @@ def compare_latency(
 def speedup(baseline: LatencyStats, variant: LatencyStats) -> float:
     """Returns ``baseline.p50 / variant.p50``: how many times faster the variant is."""
     return baseline.p50_ms / variant.p50_ms
+
+
+def _p50(value, name: str) -> float:
+    ms = value.p50_ms if isinstance(value, LatencyStats) else value
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
+        raise ValueError(f"{name} must be a LatencyStats or a positive time in ms, got {value!r}")
+    return float(ms)
+
+
+def speedup_factors(original, algorithm, hardware) -> dict:
+    """The source article's speed-up factors of an algorithmic and a hardware change.
+
+    A better algorithm divides the time by ``e`` and better hardware (here: SIMD kernels,
+    more threads) by ``h``:
+
+        T_algorithm = T_original / e,      T_hardware = T_algorithm / h,
+        e = T_original / T_algorithm,      h = T_algorithm / T_hardware,
+
+    so the two together give ``T_original / T_hardware = e h``. ``h`` is measured on the
+    new algorithm: a hardware change does not speed every algorithm up alike (the book
+    measures both orders), so the three times must come from one side-by-side run.
+
+    Args:
+        original: the starting point (median of a :class:`LatencyStats`, or ms).
+        algorithm: the same task with the better algorithm, on the old hardware.
+        hardware: the better algorithm on the better hardware.
+
+    Returns:
+        ``{"e": e, "h": h, "total": e * h}``.
+
+    Raises:
+        ValueError: for a time that is not positive and finite.
+    """
+    t_original = _p50(original, "original")
+    t_algorithm = _p50(algorithm, "algorithm")
+    t_hardware = _p50(hardware, "hardware")
+    e = t_original / t_algorithm
+    h = t_algorithm / t_hardware
+    return {"e": e, "h": h, "total": e * h}
 
 
 # ---------------------------------------------------------------------------------------
@@ -314,3 +374,315 @@ def keras_macs(model) -> dict:
     for layer in model.layers:
         visit(layer)
     return {"layers": per_layer, "total": int(sum(per_layer.values())), "pooling_adds": pooling}
+
+
+# ---------------------------------------------------------------------------------------
+# Counting the work of a .tflite graph
+# ---------------------------------------------------------------------------------------
+
+TFLITE_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
+"""Operators that multiply-accumulate; :func:`tflite_macs` counts their MACs."""
+
+TFLITE_MAC_FREE_OPS = (
+    "ADD", "SUB", "MUL", "PAD", "PADV2", "RESHAPE", "SQUEEZE", "CONCATENATION", "SOFTMAX",
+    "LOGISTIC", "RELU", "RELU6", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+    "QUANTIZE", "DEQUANTIZE", "DENSIFY",
+)
+"""Operators that multiply-accumulate nothing (element-wise, data movement, pooling).
+
+``MEAN`` (global average pooling) adds ``h w c`` values, reported by :func:`tflite_macs`
+under ``"pooling_adds"``. ``DEQUANTIZE`` and ``DENSIFY`` of a constant (float16, weight-only
+int8 or sparse weights) run once, when the interpreter is prepared, not per inference."""
+
+_WEIGHT_PREPARING_OPS = ("DEQUANTIZE", "DENSIFY")
+
+
+def _elements(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def _nbytes(tensor) -> int:
+    itemsize = np.dtype(tensor.dtype).itemsize if not isinstance(tensor.dtype, str) else 1
+    return _elements(tensor.shape) * itemsize
+
+
+def tflite_macs(model) -> dict:
+    """Multiply-accumulates, parameters and bytes moved by one inference of a ``.tflite``.
+
+    Read from the file's operators and tensor shapes (batch 1 where the batch is
+    dynamic). With the output ``n x h_out x w_out x c_out``:
+
+    - ``CONV_2D``, weights ``c_out x k_h x k_w x c_in/g``: ``n h_out w_out c_out k_h k_w c_in/g``;
+    - ``DEPTHWISE_CONV_2D``, weights ``1 x k_h x k_w x c_out``: ``n h_out w_out c_out k_h k_w``;
+    - ``FULLY_CONNECTED``, weights ``n_out x n_in``: ``n_in`` per output element;
+    - ``BATCH_MATMUL``: the contracted size per output element;
+    - the operators of :data:`TFLITE_MAC_FREE_OPS`: 0.
+
+    Batch normalization is already folded into the convolutions by the converter, so the
+    parameters here are the weights and biases the kernels read: a Keras model's count
+    minus three per batch-norm channel (its four statistics become one bias entry).
+
+    Bytes moved are a model of the memory traffic if nothing stayed in cache: every
+    operator reads its weights and its input activations and writes its outputs once.
+    Weights count at the type the kernel reads (float16 weights are expanded to float32
+    when the interpreter is prepared, so they move as float32).
+
+    Args:
+        model: ``.tflite`` bytes or path.
+
+    Returns:
+        ``{"ops": [per-operator dicts with index, op, kind, macs, params, weight_bytes,
+        activation_bytes], "total": MACs, "params", "weight_bytes", "activation_bytes",
+        "pooling_adds", "by_kind": {kind: {"count", "macs"}}}``; ``kind`` adds the
+        kernel size to convolutions (``"CONV_2D 1x1"``).
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model, or an operator the
+            counter does not know (naming it): never a silent zero.
+    """
+    graph = litert.read_graph(model)
+    producer = {out: op for op in graph.ops for out in op.outputs}
+
+    def constant(index):
+        """The constant behind an input: stored, or prepared once from a stored one."""
+        if index < 0:
+            return None
+        tensor = graph.tensors[index]
+        if tensor.data is not None:
+            return tensor
+        source = producer.get(index)
+        if source is not None and source.op in _WEIGHT_PREPARING_OPS:
+            if graph.tensors[source.inputs[0]].data is not None:
+                return tensor
+        return None
+
+    rows, pooling = [], 0
+    for op in graph.ops:
+        if op.op not in TFLITE_MAC_OPS and op.op not in TFLITE_MAC_FREE_OPS:
+            raise ValueError(
+                f"operator {op.index} is {op.op}, which tflite_macs does not know how to count; "
+                f"known: {', '.join(TFLITE_MAC_OPS + TFLITE_MAC_FREE_OPS)}"
+            )
+        if op.op in _WEIGHT_PREPARING_OPS and constant(op.outputs[0]) is not None:
+            rows.append(dict(index=op.index, op=op.op, kind=f"{op.op} (once, at load)", macs=0,
+                             params=0, weight_bytes=0, activation_bytes=0))
+            continue
+        consts = [constant(i) for i in op.inputs]
+        weights = [t for t in consts if t is not None]
+        activations = [graph.tensors[i] for i, c in zip(op.inputs, consts) if i >= 0 and c is None]
+        activations += [graph.tensors[i] for i in op.outputs]
+        out_elements = _elements(graph.tensors[op.outputs[0]].shape)
+        kind, macs = op.op, 0
+        if op.op == "CONV_2D":
+            _, kh, kw, cin_per_group = graph.tensors[op.inputs[1]].shape
+            macs = out_elements * kh * kw * cin_per_group
+            kind = f"CONV_2D {kh}x{kw}"
+        elif op.op == "DEPTHWISE_CONV_2D":
+            _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
+            macs = out_elements * kh * kw
+            kind = f"DEPTHWISE_CONV_2D {kh}x{kw}"
+        elif op.op == "FULLY_CONNECTED":
+            macs = out_elements * graph.tensors[op.inputs[1]].shape[-1]
+        elif op.op == "BATCH_MATMUL":
+            a = graph.tensors[op.inputs[0]].shape
+            macs = out_elements * (a[-2] if op.options.get("adjX") else a[-1])
+        elif op.op == "MEAN":
+            pooling += _elements(graph.tensors[op.inputs[0]].shape)
+        rows.append(dict(
+            index=op.index, op=op.op, kind=kind, macs=int(macs),
+            params=sum(_elements(t.shape) for t in weights) if op.op in TFLITE_MAC_OPS else 0,
+            weight_bytes=sum(_nbytes(t) for t in weights),
+            activation_bytes=sum(_nbytes(t) for t in activations),
+        ))
+    by_kind: dict = {}
+    for row in rows:
+        entry = by_kind.setdefault(row["kind"], {"count": 0, "macs": 0})
+        entry["count"] += 1
+        entry["macs"] += row["macs"]
+    return {
+        "ops": rows,
+        "total": sum(r["macs"] for r in rows),
+        "params": sum(r["params"] for r in rows),
+        "weight_bytes": sum(r["weight_bytes"] for r in rows),
+        "activation_bytes": sum(r["activation_bytes"] for r in rows),
+        "pooling_adds": pooling,
+        "by_kind": by_kind,
+    }
+
+
+def arithmetic_intensity(counts: dict) -> float:
+    """Operations per byte moved, ``2 MACs / (weight bytes + activation bytes)``.
+
+    A multiply-accumulate is two operations (floating-point or integer). ``counts`` is a
+    :func:`tflite_macs` result; the bytes are its no-cache traffic model.
+    """
+    moved = counts["weight_bytes"] + counts["activation_bytes"]
+    if moved <= 0:
+        raise ValueError("the counts move no bytes: not a tflite_macs result of a model with operators")
+    return 2.0 * counts["total"] / moved
+
+
+# ---------------------------------------------------------------------------------------
+# Where the time goes: per-operator profiling
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OpProfile:
+    """Per-operator times of one model, measured side by side with the whole model.
+
+    Attributes:
+        ops: one dict per operator (``index, op, kind, macs, p50_ms``), execution order.
+        whole: the whole model's :class:`LatencyStats`, measured in the same rounds.
+        kernels: the kernel set used.
+        num_threads: interpreter threads.
+    """
+
+    ops: tuple
+    whole: LatencyStats
+    kernels: str
+    num_threads: int
+
+    @property
+    def sum_ms(self) -> float:
+        """Sum of the operators' median times."""
+        return float(sum(op["p50_ms"] for op in self.ops))
+
+    def by_kind(self) -> dict:
+        """``{kind: {"count", "ms", "macs", "share"}}``, slowest kind first.
+
+        ``share`` is the kind's fraction of :attr:`sum_ms`.
+        """
+        out: dict = {}
+        for op in self.ops:
+            entry = out.setdefault(op["kind"], {"count": 0, "ms": 0.0, "macs": 0})
+            entry["count"] += 1
+            entry["ms"] += op["p50_ms"]
+            entry["macs"] += op["macs"]
+        total = self.sum_ms
+        for entry in out.values():
+            entry["share"] = entry["ms"] / total if total > 0 else 0.0
+        return dict(sorted(out.items(), key=lambda item: -item[1]["ms"]))
+
+
+def profile_ops(
+    model,
+    *,
+    num_runs: int = 50,
+    warmup: int = 5,
+    rounds: int = 5,
+    num_threads: int = 2,
+    kernels: str = "xnnpack",
+    seed: int = 0,
+) -> OpProfile:
+    """Times every operator of a model on its own, and the whole model, side by side.
+
+    LiteRT's Python API has no per-operator profiler, so each operator is cut out into a
+    model of its own (:func:`mobileopt_ref.litert.single_op_models`), fed random inputs of
+    its input shapes, and timed with :func:`compare_latency` in the same interleaved rounds
+    as the whole model. Each operator's median includes one ``invoke`` call's overhead,
+    and loses what the runtime does across operators (fusion, activations still in cache),
+    so ``sum_ms`` and ``whole.p50_ms`` differ; the book reports both. Operators that run
+    once at load (:data:`TFLITE_MAC_FREE_OPS`) are not timed.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        num_runs, warmup, rounds: as in :func:`compare_latency`.
+        num_threads: interpreter threads.
+        kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
+        seed: seed of the random inputs.
+
+    Raises:
+        ValueError: for a bad run count, warm-up, kernel set or model, or an operator
+            :func:`tflite_macs` does not know.
+    """
+    _check_runs(num_runs, warmup, rounds)
+    counts = tflite_macs(model)
+    pieces = litert.single_op_models(model)
+    timed = {
+        row["index"]: piece for row, piece in zip(counts["ops"], pieces) if "once, at load" not in row["kind"]
+    }
+    stats = compare_latency(
+        {"whole": model, **timed}, num_runs=num_runs, warmup=warmup, rounds=rounds,
+        num_threads=num_threads, kernels=kernels, seed=seed,
+    )
+    ops = tuple(
+        dict(index=row["index"], op=row["op"], kind=row["kind"], macs=row["macs"], p50_ms=stats[row["index"]].p50_ms)
+        for row in counts["ops"] if row["index"] in timed
+    )
+    return OpProfile(ops=ops, whole=stats["whole"], kernels=kernels, num_threads=num_threads)
+
+
+# ---------------------------------------------------------------------------------------
+# The roofline of this machine
+# ---------------------------------------------------------------------------------------
+
+
+def matmul_model(rows: int = 256, size: int = 1024, seed: int = 0) -> bytes:
+    """A ``.tflite`` of one float32 matrix product ``(rows x size) (size x size)``.
+
+    It does ``2 rows size^2`` floating-point operations on ``4 (2 rows size + size^2)``
+    bytes, far right of any ridge point: its speed is the machine's compute peak as the
+    runtime reaches it.
+    """
+    from mobileopt_ref._keras import tf  # noqa: PLC0415
+
+    weights = np.random.default_rng(seed).standard_normal((size, size)).astype(np.float32)
+    return litert.function_to_tflite(lambda x: tf.matmul(x, tf.constant(weights)), [(rows, size)])
+
+
+def add_model(elements: int = 16 * 2**20) -> bytes:
+    """A ``.tflite`` of one float32 addition of two vectors of ``elements`` values.
+
+    It moves ``12 elements`` bytes (two reads, one write) for ``elements`` operations,
+    1/12 operation per byte, far left of any ridge point: its speed is the memory
+    bandwidth as the runtime reaches it (vectors much larger than the caches).
+    """
+    return litert.function_to_tflite(lambda a, b: a + b, [(elements,), (elements,)])
+
+
+def measure_roofline(
+    *, num_threads: int = 2, num_runs: int = 30, warmup: int = 3, rows: int = 256, size: int = 1024,
+    elements: int = 16 * 2**20,
+) -> dict:
+    """Measures this machine's two roofs with LiteRT's default kernels (XNNPACK).
+
+    The roofline model bounds the speed of a computation of arithmetic intensity ``I``
+    (operations per byte moved) by ``min(P, B I)``: the peak rate ``P`` (operations per
+    second) and the memory bandwidth ``B`` (bytes per second). ``P`` is measured as the
+    speed of a large matrix product (:func:`matmul_model`), ``B`` as the traffic of a
+    large vector addition (:func:`add_model`); both are what this runtime achieves, not
+    the vendor's peak. The ridge point ``P / B`` is the intensity above which a
+    computation is compute-bound.
+
+    Returns:
+        ``{"peak_gflops", "bandwidth_gbs", "ridge_flops_per_byte", "matmul": LatencyStats,
+        "add": LatencyStats}``.
+    """
+    stats = compare_latency(
+        {"matmul": matmul_model(rows, size), "add": add_model(elements)},
+        num_runs=num_runs, warmup=warmup, rounds=min(5, num_runs), num_threads=num_threads,
+    )
+    peak = 2.0 * rows * size * size / (stats["matmul"].p50_ms * 1e-3) / 1e9
+    bandwidth = 12.0 * elements / (stats["add"].p50_ms * 1e-3) / 1e9
+    return {
+        "peak_gflops": peak,
+        "bandwidth_gbs": bandwidth,
+        "ridge_flops_per_byte": peak / bandwidth,
+        "matmul": stats["matmul"],
+        "add": stats["add"],
+    }
+
+
+def attainable_gflops(intensity, peak_gflops: float, bandwidth_gbs: float):
+    """The roofline: ``min(P, B I)`` in GFLOP/s for intensity ``I`` in FLOP per byte.
+
+    Raises:
+        ValueError: for a non-positive peak or bandwidth, or a negative intensity.
+    """
+    if not peak_gflops > 0 or not bandwidth_gbs > 0:
+        raise ValueError(f"peak and bandwidth must be positive, got {peak_gflops} and {bandwidth_gbs}")
+    intensity = np.asarray(intensity, dtype=np.float64)
+    if np.any(intensity < 0):
+        raise ValueError("arithmetic intensity cannot be negative")
+    return np.minimum(peak_gflops, bandwidth_gbs * intensity)

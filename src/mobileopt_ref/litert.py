@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import gzip
 import io
@@ -658,6 +659,88 @@ def with_outputs(model, tensor_indices) -> bytes:
     builder = flatbuffers.Builder(len(content) + 1024)
     builder.Finish(flat.Pack(builder), file_identifier=_FLATBUFFER_ID)
     return bytes(builder.Output())
+
+
+def single_op_models(model) -> list:
+    """Cuts a model into one ``.tflite`` model per operator, for per-operator timing.
+
+    The Python interpreter has no per-operator profiler, so the book times each operator
+    on its own: model ``i`` holds operator ``i`` alone, with its constant inputs (weights,
+    biases) as constants, its other inputs as model inputs and its outputs as model
+    outputs, tensors and options unchanged. Timing model ``i`` then measures operator
+    ``i`` plus one ``invoke`` call's fixed overhead (a few microseconds). What the cut
+    loses is what a runtime does across operators: XNNPACK fuses nothing across them here
+    and keeps no activation in cache between them.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+
+    Returns:
+        One ``.tflite`` content per operator of the main subgraph, in execution order.
+    """
+    content = read_tflite(model)
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    subgraph = flat.subgraphs[0]
+    pieces = []
+    for op in subgraph.operators:
+        outputs = [int(i) for i in op.outputs]
+        used = list(dict.fromkeys(int(i) for i in [*op.inputs, *op.outputs] if i >= 0))
+        new_index = {old: new for new, old in enumerate(used)}
+        buffers, tensors, inputs = [schema.BufferT()], [], []
+        for old in used:
+            tensor = copy.copy(subgraph.tensors[old])
+            buffer = flat.buffers[tensor.buffer]
+            if buffer.data is not None and len(buffer.data):
+                buffers.append(buffer)
+                tensor.buffer = len(buffers) - 1
+            else:
+                tensor.buffer = 0
+                if old not in outputs:
+                    inputs.append(new_index[old])
+            tensors.append(tensor)
+        piece_op = copy.copy(op)
+        piece_op.inputs = np.asarray([new_index[int(i)] if i >= 0 else -1 for i in op.inputs], np.int32)
+        piece_op.outputs = np.asarray([new_index[i] for i in outputs], np.int32)
+        piece = schema.SubGraphT()
+        piece.tensors, piece.operators = tensors, [piece_op]
+        piece.inputs = np.asarray(inputs, np.int32)
+        piece.outputs = piece_op.outputs
+        single = schema.ModelT()
+        single.version, single.operatorCodes = flat.version, flat.operatorCodes
+        single.subgraphs, single.buffers, single.description = [piece], buffers, flat.description
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(single.Pack(builder), file_identifier=_FLATBUFFER_ID)
+        pieces.append(bytes(builder.Output()))
+    return pieces
+
+
+def function_to_tflite(function, input_shapes) -> bytes:
+    """Converts a TensorFlow function of float32 tensors to a ``.tflite`` model.
+
+    Used for micro-benchmarks (one large matrix product, one large addition) whose
+    shapes are fixed, batch dimension included.
+
+    Args:
+        function: a Python function of ``len(input_shapes)`` tensors.
+        input_shapes: one fully known shape per input.
+
+    Raises:
+        ValueError: for no inputs or a shape with an unknown or non-positive size.
+    """
+    shapes = [tuple(shape) for shape in input_shapes]
+    if not shapes or any(not s or any(not isinstance(d, int) or d < 1 for d in s) for s in shapes):
+        raise ValueError(f"input_shapes must be fully known positive shapes, got {input_shapes!r}")
+    specs = [tf.TensorSpec(s, tf.float32, name=f"input_{i}") for i, s in enumerate(shapes)]
+    concrete = tf.function(function).get_concrete_function(*specs)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # "providing without the trackable_obj is deprecated"
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+        with native_stderr_captured():
+            return bytes(converter.convert())
+    finally:
+        absl_logger.setLevel(level)
 
 
 def replace_constants(model, values: dict) -> bytes:
