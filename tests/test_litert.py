@@ -264,3 +264,18 @@ def test_recipe_calibration_in_one_batch_matches_the_converters_ranges(small_cnn
         assert s_single <= s_whole  # a moving average of per-image ranges is narrower
     with pytest.raises(ValueError, match="calibration_batch_size must be a positive integer"):
         litert.quantize_with_recipe(float_model, "static_wi8_ai8", calibration_images=images, calibration_batch_size=0)
+
+
+def test_accelerator_status_reports_without_paths_or_fallback():
+    from mobileopt_ref._keras import tf
+
+    model = litert.function_to_tflite(lambda x: tf.matmul(x, tf.ones((8, 8))), [(1, 8)])
+    assert litert.accelerator_status(model, "cpu") == "available"
+    for accelerator in ("gpu", "npu"):
+        status = litert.accelerator_status(model, accelerator)
+        assert status == "available" or status.startswith("not available: ")
+        assert "/" not in status and len(status) > len("not available: ")
+    with pytest.raises(ValueError, match=r"accelerator must be one of \('cpu', 'gpu', 'npu'\)"):
+        litert.accelerator_status(model, "tpu")
+    with pytest.raises(ValueError, match="not a .tflite model"):
+        litert.accelerator_status(b"nothing", "cpu")

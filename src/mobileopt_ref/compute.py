@@ -686,3 +686,38 @@ def attainable_gflops(intensity, peak_gflops: float, bandwidth_gbs: float):
     if np.any(intensity < 0):
         raise ValueError("arithmetic intensity cannot be negative")
     return np.minimum(peak_gflops, bandwidth_gbs * intensity)
+
+
+# ---------------------------------------------------------------------------------------
+# Published phone latencies (not measured here)
+# ---------------------------------------------------------------------------------------
+
+PUBLISHED_LATENCIES = (
+    dict(device="Google Pixel 1, one large core", threads=1, accelerator="CPU (TF-Lite)", precision="float32",
+         ms=75.0, source="Sandler et al. 2018, MobileNetV2, Table 4 (arXiv:1801.04381)"),
+    dict(device="Google Pixel 2, one big core", threads=1, accelerator="CPU (TF-Lite built-in kernels)",
+         precision="float32", ms=89.0,
+         source="LiteRT model optimization page, table of post-training quantization results"),
+    dict(device="Google Pixel 2", threads=1, accelerator="CPU (XNNPACK end2end_bench)", precision="float32",
+         ms=53.0, source="google/XNNPACK README, 27 March 2020, random weights"),
+    dict(device="Google Pixel 2, big cores", threads=4, accelerator="CPU (XNNPACK end2end_bench)",
+         precision="float32", ms=18.0, source="google/XNNPACK README, 27 March 2020, random weights"),
+    dict(device="Google Pixel 3, Android 10", threads=4, accelerator="CPU (TFLite)", precision="float32",
+         ms=17.5, source="TFLite hosted models page (tensorflow/lite/g3doc/guide/hosted_models.md)"),
+    dict(device="Google Pixel 3, Android 10", threads=None, accelerator="GPU delegate", precision="float32",
+         ms=6.2, source="TFLite hosted models page (tensorflow/lite/g3doc/guide/hosted_models.md)"),
+    dict(device="Google Pixel 3, Android 10", threads=None, accelerator="NNAPI", precision="float32",
+         ms=11.23, source="TFLite hosted models page (tensorflow/lite/g3doc/guide/hosted_models.md)"),
+    dict(device="Google Pixel 3, Android 10", threads=4, accelerator="CPU (TFLite)",
+         precision="uint8 (quantization-aware)", ms=12.0,
+         source="TFLite hosted models page (tensorflow/lite/g3doc/guide/hosted_models.md)"),
+    dict(device="Google Pixel 3, Android 10", threads=None, accelerator="NNAPI",
+         precision="uint8 (quantization-aware)", ms=6.9,
+         source="TFLite hosted models page (tensorflow/lite/g3doc/guide/hosted_models.md)"),
+)
+"""Published single-image latencies of MobileNetV2 (width 1.0, 224x224), in ms.
+
+Quoted from their sources, none measured in this book; ``threads`` is ``None`` where the
+work runs on an accelerator. The sources used different tools, model files and years, so
+compare each row only with a measurement made under the same conditions (same model,
+same precision, same thread count)."""

@@ -29,6 +29,8 @@ import gzip
 import io
 import logging
 import os
+import re
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -308,6 +310,70 @@ def make_interpreter(model, *, num_threads: int = 2, kernels: str = "xnnpack") -
             f"corrupt?): {err}"
         ) from err
     return interpreter
+
+
+ACCELERATORS = ("cpu", "gpu", "npu")
+"""Hardware a LiteRT ``CompiledModel`` can be asked to run on."""
+
+
+def accelerator_status(model, accelerator: str) -> str:
+    """Tries to compile a model for one accelerator with LiteRT's ``CompiledModel`` API.
+
+    Phones run models on their GPU or NPU through the same runtime:
+    ``CompiledModel.from_buffer(content, options=Options(hardware_accelerators=...))``
+    with ``HardwareAccelerator.GPU`` or ``NPU``, combined with ``CPU`` for the operators the
+    accelerator cannot run. This reports what happens here, without falling back: a
+    machine without a GPU driver or an NPU dispatch library refuses.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        accelerator: one of :data:`ACCELERATORS`.
+
+    Returns:
+        ``"available"``, or ``"not available: <the runtime's reason, first line>"``.
+
+    Raises:
+        ValueError: for an unknown accelerator or a model that is not a ``.tflite``.
+    """
+    from ai_edge_litert.compiled_model import CompiledModel  # noqa: PLC0415
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator  # noqa: PLC0415
+    from ai_edge_litert.options import CpuOptions, Options  # noqa: PLC0415
+
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
+    content = read_tflite(model)
+    options = Options(
+        hardware_accelerators=getattr(HardwareAccelerator, accelerator.upper()),
+        cpu_options=CpuOptions(num_threads=1),
+    )
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)  # the runtime logs its probing (paths, plugins) to fd 2
+        try:
+            CompiledModel.from_buffer(content, options=options)
+            return "available"
+        except RuntimeError as err:
+            log.seek(0)
+            lines = str(err).splitlines() + log.read().decode("utf-8", errors="replace").splitlines()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return f"not available: {_runtime_reason(lines)}"
+
+
+def _runtime_reason(lines) -> str:
+    """The most telling line of a LiteRT error and its log, without locations or paths."""
+    cleaned = []
+    for line in lines:
+        text = re.sub(r"\[[^\]]*\]|^[\s\u2514]*|^[EWI]\d{4} [\d:.]+\s+\d+ \S+\]", "", line)
+        text = re.sub(r"^(ERROR|WARNING|INFO):\s*", "", text.strip()).strip()
+        if text and "/" not in text and not text.startswith("at "):
+            cleaned.append(text)
+    for clue in ("No adapters found", "not accelerated", "could not be loaded", "Failed"):
+        for text in cleaned:
+            if clue in text:
+                return text
+    return cleaned[0] if cleaned else "the runtime gave no reason"
 
 
 def execution_plan(model, *, kernels: str = "xnnpack", num_threads: int = 2) -> dict:
