@@ -23,7 +23,8 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     html = tmp_path / "_build" / "html"
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
-                 "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "book/reference.html"):
+                 "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
+                 "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -37,6 +38,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert f"{int(glued['n_prunable']):,}" in prune
     distil, glued = _page_and_glue(html, "03_distillation")
     assert f"{float(glued['acc_alone']):.2f} %" in distil
+    compute_page, glued = _page_and_glue(html, "04_computation")
+    assert f"{int(glued['macs_10']):,}" in compute_page
+    assert f"{float(glued['xnn_vs_ref']):.0f}x" in compute_page
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 

@@ -252,6 +252,12 @@ def test_compare_latency_takes_threads_per_model(tiny_tflite):
         {"one": tiny_tflite, "two": tiny_tflite}, num_threads={"one": 1, "two": 2}, num_runs=6, warmup=1, rounds=2
     )
     assert list(result) == ["one", "two"]
+    runs = compute.compare_latency(
+        {"slow": tiny_tflite, "fast": tiny_tflite}, num_runs={"slow": 4, "fast": 9}, warmup=0, rounds=4
+    )
+    assert (runs["slow"].runs, runs["fast"].runs) == (4, 9)
+    with pytest.raises(ValueError, match=r"rounds must be an integer in \[1, num_runs=2\]"):
+        compute.compare_latency({"a": tiny_tflite, "b": tiny_tflite}, num_runs={"a": 2, "b": 9}, rounds=3)
     with pytest.raises(ValueError, match="num_threads given per model must name exactly the models"):
         compute.compare_latency({"one": tiny_tflite}, num_threads={"two": 2}, num_runs=2, warmup=0, rounds=1)
     with pytest.raises(ValueError, match="kernels given per model must name exactly the models"):
@@ -259,9 +265,13 @@ def test_compare_latency_takes_threads_per_model(tiny_tflite):
 
 
 def test_roofline_the_matrix_product_is_compute_bound_and_the_addition_memory_bound():
-    roof = compute.measure_roofline(num_runs=6, warmup=1, rows=64, size=512, elements=4 * 2**20)
+    roof = compute.measure_roofline(num_runs=6, warmup=1, shapes=[(64, 512, 512), (128, 256, 128)], elements=4 * 2**20)
     add_rate = 4 * 2**20 / (roof["add"].p50_ms * 1e-3) / 1e9  # one operation per element
     assert roof["peak_gflops"] > 10 * add_rate
+    assert roof["peak_gflops"] == max(roof["matmul"].values())
+    assert set(roof["matmul"]) == {(64, 512, 512), (128, 256, 128)}
+    with pytest.raises(ValueError, match="at least one matrix-product shape"):
+        compute.measure_roofline(shapes=[])
     assert roof["ridge_flops_per_byte"] == pytest.approx(roof["peak_gflops"] / roof["bandwidth_gbs"])
     line = compute.attainable_gflops([0.0, 1.0, 1e6], peak_gflops=100.0, bandwidth_gbs=10.0)
     np.testing.assert_allclose(line, [0.0, 10.0, 100.0])
@@ -269,3 +279,15 @@ def test_roofline_the_matrix_product_is_compute_bound_and_the_addition_memory_bo
         compute.attainable_gflops(1.0, peak_gflops=0.0, bandwidth_gbs=1.0)
     with pytest.raises(ValueError, match="cannot be negative"):
         compute.attainable_gflops(-1.0, peak_gflops=1.0, bandwidth_gbs=1.0)
+
+
+def test_separable_convolution_does_the_published_fraction_of_the_work():
+    pair = compute.convolution_models(size=14, channels=32, kernel=3)
+    standard = compute.keras_macs(pair["standard"])["total"]
+    separable = compute.keras_macs(pair["separable"])["total"]
+    assert standard == 14 * 14 * 9 * 32 * 32
+    assert separable == 14 * 14 * 32 * (9 + 32)
+    assert separable / standard == pytest.approx(compute.separable_mac_ratio(32, 3))
+    assert pair["standard"].output_shape == pair["separable"].output_shape == (None, 14, 14, 32)
+    with pytest.raises(ValueError, match="channels must be a positive integer"):
+        compute.convolution_models(channels=0)

@@ -197,7 +197,7 @@ def measure_latency(
 def compare_latency(
     models: dict,
     *,
-    num_runs: int = 200,
+    num_runs: int | dict = 200,
     warmup: int = 20,
     rounds: int = 10,
     num_threads: int | dict = 2,
@@ -213,9 +213,10 @@ def compare_latency(
 
     Args:
         models: ``{name: .tflite bytes or path}``.
-        num_runs: timed invokes per model.
+        num_runs: timed invokes per model, or ``{name: runs}`` (a slow variant may get
+            fewer runs than a fast one; every model still runs in every round).
         warmup: untimed invokes per model before the first round.
-        rounds: number of interleaved rounds, in ``[1, num_runs]``.
+        rounds: number of interleaved rounds, in ``[1, smallest num_runs]``.
         num_threads: interpreter threads for all, or ``{name: threads}``.
         kernels: one kernel set for all, or ``{name: kernel set}``.
         seed: seed of the random input image.
@@ -228,13 +229,15 @@ def compare_latency(
     """
     if not models:
         raise ValueError("compare_latency needs at least one model")
-    _check_runs(num_runs, warmup, rounds)
-    for option, value in (("kernels", kernels), ("num_threads", num_threads)):
+    for option, value in (("num_runs", num_runs), ("kernels", kernels), ("num_threads", num_threads)):
         if isinstance(value, dict) and set(value) != set(models):
             raise ValueError(
                 f"{option} given per model must name exactly the models {sorted(models, key=str)}, "
                 f"got {sorted(value, key=str)}"
             )
+    runs = {name: num_runs[name] if isinstance(num_runs, dict) else num_runs for name in models}
+    for name in models:
+        _check_runs(runs[name], warmup, rounds)
     interpreters = {}
     for name, model in models.items():
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
@@ -242,11 +245,10 @@ def compare_latency(
         interpreters[name] = _prepared_interpreter(model, threads, kernel_set, seed)
         _time_invokes(interpreters[name], warmup)
     samples = {name: [] for name in models}
-    base, extra = divmod(num_runs, rounds)
     for r in range(rounds):
-        per_round = base + (1 if r < extra else 0)
         for name, interpreter in interpreters.items():
-            samples[name].extend(_time_invokes(interpreter, per_round))
+            base, extra = divmod(runs[name], rounds)
+            samples[name].extend(_time_invokes(interpreter, base + (1 if r < extra else 0)))
     return {name: latency_stats(values) for name, values in samples.items()}
 
 
@@ -376,6 +378,48 @@ def keras_macs(model) -> dict:
     return {"layers": per_layer, "total": int(sum(per_layer.values())), "pooling_adds": pooling}
 
 
+def convolution_models(size: int = 28, channels: int = 128, kernel: int = 3, seed: int = 0) -> dict:
+    """One standard and one depthwise-separable convolution layer, as Keras models.
+
+    Both map ``size x size x channels`` to the same shape (stride 1, ``same`` padding):
+
+    - ``"standard"``: one ``k x k`` convolution, ``h w k^2 c_in c_out`` MACs;
+    - ``"separable"``: a ``k x k`` depthwise convolution (one filter per channel) and a
+      ``1 x 1`` pointwise convolution, ``h w c_in (k^2 + c_out)`` MACs.
+
+    The ratio, ``1 / c_out + 1 / k^2`` (:func:`separable_mac_ratio`), is the MobileNet
+    argument (Howard et al. 2017): about 8 to 9 times less work for ``3 x 3`` kernels.
+
+    Raises:
+        ValueError: for a size, channel count or kernel that is not a positive integer.
+    """
+    from mobileopt_ref._keras import keras  # noqa: PLC0415
+
+    for name, value in (("size", size), ("channels", channels), ("kernel", kernel)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    standard = keras.Sequential(
+        [layers.Input((size, size, channels)), layers.Conv2D(channels, kernel, padding="same")],
+        name="standard",
+    )
+    separable = keras.Sequential(
+        [
+            layers.Input((size, size, channels)),
+            layers.DepthwiseConv2D(kernel, padding="same"),
+            layers.Conv2D(channels, 1),
+        ],
+        name="separable",
+    )
+    return {"standard": standard, "separable": separable}
+
+
+def separable_mac_ratio(channels_out: int, kernel: int) -> float:
+    """MACs of a depthwise-separable over a standard convolution: ``1/c_out + 1/k^2``."""
+    return 1.0 / channels_out + 1.0 / kernel**2
+
+
 # ---------------------------------------------------------------------------------------
 # Counting the work of a .tflite graph
 # ---------------------------------------------------------------------------------------
@@ -431,10 +475,11 @@ def tflite_macs(model) -> dict:
         model: ``.tflite`` bytes or path.
 
     Returns:
-        ``{"ops": [per-operator dicts with index, op, kind, macs, params, weight_bytes,
-        activation_bytes], "total": MACs, "params", "weight_bytes", "activation_bytes",
-        "pooling_adds", "by_kind": {kind: {"count", "macs"}}}``; ``kind`` adds the
-        kernel size to convolutions (``"CONV_2D 1x1"``).
+        A dict with ``"ops"`` (one dict per operator: ``index``, ``op``, ``kind``,
+        ``macs``, ``params``, ``weight_bytes``, ``activation_bytes``; ``kind`` adds the
+        kernel size to convolutions, as in ``"CONV_2D 1x1"``), the totals ``"total"``
+        (MACs), ``"params"``, ``"weight_bytes"``, ``"activation_bytes"`` and
+        ``"pooling_adds"``, and ``"by_kind"`` (``{kind: {"count": n, "macs": m}}``).
 
     Raises:
         ValueError: for content that is not a ``.tflite`` model, or an operator the
@@ -618,17 +663,25 @@ def profile_ops(
 # ---------------------------------------------------------------------------------------
 
 
-def matmul_model(rows: int = 256, size: int = 1024, seed: int = 0) -> bytes:
-    """A ``.tflite`` of one float32 matrix product ``(rows x size) (size x size)``.
+def matmul_model(rows: int = 256, inner: int = 1024, cols: int = 1024, seed: int = 0) -> bytes:
+    """A ``.tflite`` of one float32 matrix product ``(rows x inner) (inner x cols)``.
 
-    It does ``2 rows size^2`` floating-point operations on ``4 (2 rows size + size^2)``
-    bytes, far right of any ridge point: its speed is the machine's compute peak as the
-    runtime reaches it.
+    It does ``2 rows inner cols`` floating-point operations on
+    ``4 (rows inner + inner cols + rows cols)`` bytes: for the default and the shapes of
+    :data:`PEAK_SHAPES`, far right of any ridge point, so its speed is the compute peak as
+    the runtime reaches it.
     """
     from mobileopt_ref._keras import tf  # noqa: PLC0415
 
-    weights = np.random.default_rng(seed).standard_normal((size, size)).astype(np.float32)
-    return litert.function_to_tflite(lambda x: tf.matmul(x, tf.constant(weights)), [(rows, size)])
+    weights = np.random.default_rng(seed).standard_normal((inner, cols)).astype(np.float32)
+    return litert.function_to_tflite(lambda x: tf.matmul(x, tf.constant(weights)), [(rows, inner)])
+
+
+PEAK_SHAPES = ((256, 1024, 1024), (512, 256, 256), (196, 384, 384), (784, 384, 384))
+"""Matrix products ``(rows, inner, cols)`` timed by :func:`measure_roofline`.
+
+From operands that fit in the L2 cache to ones that need the L3; which is fastest
+depends on the machine, so the peak is the best of them."""
 
 
 def add_model(elements: int = 16 * 2**20) -> bytes:
@@ -642,35 +695,51 @@ def add_model(elements: int = 16 * 2**20) -> bytes:
 
 
 def measure_roofline(
-    *, num_threads: int = 2, num_runs: int = 30, warmup: int = 3, rows: int = 256, size: int = 1024,
+    *, num_threads: int = 2, num_runs: int = 60, warmup: int = 5, shapes=PEAK_SHAPES,
     elements: int = 16 * 2**20,
 ) -> dict:
     """Measures this machine's two roofs with LiteRT's default kernels (XNNPACK).
 
     The roofline model bounds the speed of a computation of arithmetic intensity ``I``
     (operations per byte moved) by ``min(P, B I)``: the peak rate ``P`` (operations per
-    second) and the memory bandwidth ``B`` (bytes per second). ``P`` is measured as the
-    speed of a large matrix product (:func:`matmul_model`), ``B`` as the traffic of a
-    large vector addition (:func:`add_model`); both are what this runtime achieves, not
-    the vendor's peak. The ridge point ``P / B`` is the intensity above which a
-    computation is compute-bound.
+    second) and the memory bandwidth ``B`` (bytes per second). ``P`` is the best median
+    speed of a few matrix products (:func:`matmul_model` with each of ``shapes``, timed
+    side by side), ``B`` the traffic of a large vector addition (:func:`add_model`),
+    timed after them: interleaved with the addition, the products ran about a third slower
+    on the book's machine. Both are what this runtime achieves, not the vendor's peak,
+    and on a shared machine they drift from minute to minute. The ridge point ``P / B``
+    is the intensity above which a computation is compute-bound.
+
+    Args:
+        num_threads: interpreter threads.
+        num_runs, warmup: as in :func:`compare_latency`.
+        shapes: ``(rows, inner, cols)`` of the matrix products (at least one).
+        elements: length of the added vectors (much larger than the caches).
 
     Returns:
-        ``{"peak_gflops", "bandwidth_gbs", "ridge_flops_per_byte", "matmul": LatencyStats,
-        "add": LatencyStats}``.
+        A dict with ``"peak_gflops"``, ``"bandwidth_gbs"``, ``"ridge_flops_per_byte"``,
+        ``"matmul"`` (``{shape: GFLOP/s}``) and ``"add"`` (its :class:`LatencyStats`).
+
+    Raises:
+        ValueError: for no shapes or bad run counts.
     """
-    stats = compare_latency(
-        {"matmul": matmul_model(rows, size), "add": add_model(elements)},
-        num_runs=num_runs, warmup=warmup, rounds=min(5, num_runs), num_threads=num_threads,
+    shapes = [tuple(int(d) for d in shape) for shape in shapes]
+    if not shapes:
+        raise ValueError("measure_roofline needs at least one matrix-product shape")
+    products = compare_latency(
+        {shape: matmul_model(*shape) for shape in shapes},
+        num_runs=num_runs, warmup=warmup, rounds=min(10, num_runs), num_threads=num_threads,
     )
-    peak = 2.0 * rows * size * size / (stats["matmul"].p50_ms * 1e-3) / 1e9
-    bandwidth = 12.0 * elements / (stats["add"].p50_ms * 1e-3) / 1e9
+    rates = {shape: 2.0 * np.prod(shape) / (stats.p50_ms * 1e-3) / 1e9 for shape, stats in products.items()}
+    add = measure_latency(add_model(elements), num_runs=num_runs, warmup=warmup, num_threads=num_threads)
+    peak = float(max(rates.values()))
+    bandwidth = 12.0 * elements / (add.p50_ms * 1e-3) / 1e9
     return {
         "peak_gflops": peak,
         "bandwidth_gbs": bandwidth,
         "ridge_flops_per_byte": peak / bandwidth,
-        "matmul": stats["matmul"],
-        "add": stats["add"],
+        "matmul": {shape: float(rate) for shape, rate in rates.items()},
+        "add": add,
     }
 
 
