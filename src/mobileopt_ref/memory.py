@@ -143,7 +143,7 @@ IN_PLACE_OPS = ("ADD", "SUB", "MUL", "RELU", "RELU6", "LOGISTIC", "RESHAPE", "SQ
 """Element-wise and reshaping operators whose output may take over an input's bytes."""
 
 
-def share_in_place(model, lives) -> list:
+def share_in_place(model, lives, *, depthwise: bool = False) -> list:
     """Merges each in-place output with the input whose bytes it takes over.
 
     An element-wise operator (``out[i] = f(a[i], b[i])``) can write its output over an
@@ -155,9 +155,16 @@ def share_in_place(model, lives) -> list:
     eligible inputs the most recently produced one is taken; model inputs and outputs
     are never shared.
 
+    With ``depthwise=True``, depthwise convolutions are run in place too, as MCUNet does
+    (Lin et al. 2020): channels are independent, so channel ``c`` of the output is computed
+    into a one-channel buffer and copied over channel ``c`` of the input, which no later
+    channel needs. The merged tensor is ``max(input, output) + one output channel``
+    bytes. LiteRT does not do this; it shows what a runtime could save.
+
     Args:
         model: the ``.tflite`` the lifetimes come from.
         lives: its :func:`tensor_lifetimes` (any batch size).
+        depthwise: also run depthwise convolutions in place.
 
     Returns:
         Lifetimes with merged tensors labelled ``(input, output)``.
@@ -169,23 +176,31 @@ def share_in_place(model, lives) -> list:
     merged = dict(by_tensor)
     protected = set(graph.inputs) | set(graph.outputs)
     for op in graph.ops:
-        if op.op not in IN_PLACE_OPS or len(op.outputs) != 1 or op.outputs[0] in protected:
+        channelwise = depthwise and op.op == "DEPTHWISE_CONV_2D"
+        if (op.op not in IN_PLACE_OPS and not channelwise) or len(op.outputs) != 1 or op.outputs[0] in protected:
             continue
         out = by_tensor.get(op.outputs[0])
+        if out is None:
+            continue
+        inputs = op.inputs[:1] if channelwise else op.inputs
         candidates = [
-            by_tensor[i] for i in op.inputs
-            if i in by_tensor and i not in protected and by_tensor[i].size == getattr(out, "size", None)
+            by_tensor[i] for i in inputs
+            if i in by_tensor and i not in protected and (channelwise or by_tensor[i].size == out.size)
             and merged[owner[i]].last == op.index
         ]
-        if out is None or not candidates:
+        if not candidates:
             continue
         source = max(candidates, key=lambda life: life.first)
         key = owner[source.tensor]
         base = merged.pop(key)
+        size = base.size
+        if channelwise:
+            channel = out.size // graph.tensors[out.tensor].shape[-1]
+            size = max(base.size, out.size) + channel
         flat_key = key if isinstance(key, tuple) else (key,)
         new_key = (*flat_key, out.tensor)
         merged.pop(out.tensor)
-        merged[new_key] = Lifetime(new_key, base.size, base.first, out.last, f"{base.name} -> {out.name}")
+        merged[new_key] = Lifetime(new_key, size, base.first, out.last, f"{base.name} -> {out.name}")
         for tensor in new_key:
             owner[tensor] = new_key
     return list(merged.values())
