@@ -24,7 +24,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
                  "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
-                 "book/reference.html"):
+                 "notebooks/05_memory.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -41,6 +41,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     compute_page, glued = _page_and_glue(html, "04_computation")
     assert f"{int(glued['macs_10']):,}" in compute_page
     assert f"{float(glued['xnn_vs_ref']):.0f}x" in compute_page
+    memory_page, glued = _page_and_glue(html, "05_memory")
+    assert f"{float(glued['greedy_mib']):.2f} MiB" in memory_page
+    assert f"{float(glued['pair_kib']):,.0f} KiB" in memory_page
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 

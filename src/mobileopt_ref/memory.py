@@ -348,8 +348,8 @@ def plan_usage(lives, plan: Plan) -> dict:
     by a live tensor and a free block is a maximal run of them.
 
     Returns:
-        ``{"rho": array, "beta": array, "rho_peak": lower_bound / arena,
-        "rho_mean": mean rho}``.
+        A dict with the arrays ``"rho"`` and ``"beta"`` (one value per step),
+        ``"rho_peak"`` (the lower bound over the arena) and ``"rho_mean"``.
     """
     lives = _check_lifetimes(lives)
     check_plan(lives, plan)
@@ -475,8 +475,9 @@ def simulate(trace, *, alignment: int = 16) -> list:
         alignment: the heap's alignment.
 
     Returns:
-        One dict per event: the event, the heap's :meth:`FirstFitHeap.stats` after it, and
-        for ``"compact"`` the bytes moved.
+        list: one dict per event, holding the event, the heap's
+        :meth:`FirstFitHeap.stats` after it, and ``"moved"``, the bytes a ``"compact"``
+        moved (0 for other events).
 
     Raises:
         ValueError: for an empty trace, an unknown event, a double free, a free of an
