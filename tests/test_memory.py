@@ -183,9 +183,8 @@ def test_litert_arena_is_a_valid_plan_once_in_place_outputs_are_merged(tiny_tfli
     for life in merged:
         if isinstance(life.tensor, tuple):
             assert len({offsets[t] for t in life.tensor}) == 1  # LiteRT really shares the bytes
-    plan = memory.Plan("litert", {l.tensor: offsets[l.tensor[0] if isinstance(l.tensor, tuple) else l.tensor]
-                                  for l in merged}, max(offsets[t] for t in offsets) + 1)
-    plan = memory.Plan("litert", plan.offsets, max(plan.offsets[l.tensor] + l.size for l in merged))
+    merged_offsets = {l.tensor: offsets[l.tensor[0] if isinstance(l.tensor, tuple) else l.tensor] for l in merged}
+    plan = memory.Plan("litert", merged_offsets, max(merged_offsets[l.tensor] + l.size for l in merged))
     memory.check_plan(merged, plan)
     assert plan.size >= memory.lower_bound(merged)
     with pytest.raises(ValueError, match="live together and overlap"):
