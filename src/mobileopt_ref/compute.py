@@ -127,12 +127,18 @@ def _check_runs(num_runs, warmup, rounds=1):
         raise ValueError(f"rounds must be an integer in [1, num_runs={num_runs}], got {rounds!r}")
 
 
-def _prepared_interpreter(model, num_threads, kernels, seed):
+def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", seed: int = 0):
     """An interpreter with fixed random inputs in place, ready to invoke.
 
     An image input gets a random image, preprocessed and quantized as real images are;
     any other input (an operator cut out of a model, a micro-benchmark) gets uniform
     values in ``[-1, 1]``, or uniform integers of its type.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        num_threads: interpreter threads.
+        kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
+        seed: seed of the random inputs.
     """
     interpreter = litert.make_interpreter(model, num_threads=num_threads, kernels=kernels)
     rng = np.random.default_rng(seed)
@@ -242,7 +248,7 @@ def compare_latency(
     for name, model in models.items():
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
         threads = num_threads[name] if isinstance(num_threads, dict) else num_threads
-        interpreters[name] = _prepared_interpreter(model, threads, kernel_set, seed)
+        interpreters[name] = prepared_interpreter(model, threads, kernel_set, seed)
         _time_invokes(interpreters[name], warmup)
     samples = {name: [] for name in models}
     for r in range(rounds):

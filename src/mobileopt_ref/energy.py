@@ -105,43 +105,90 @@ Per operation: 32-bit float add 0.9 pJ, multiply 3.7 pJ; 32-bit int add 0.1 pJ, 
 An int8 MAC is counted as an 8-bit multiply plus a 32-bit accumulate, as int8 kernels do."""
 
 
-def inference_energy(model, table: EnergyTable = HOROWITZ_45NM, *, level: str = "dram") -> dict:
+MEMORY_PARTS = ("weights", "activations")
+"""What an inference moves: its weights and its activations (see :func:`inference_energy`)."""
+
+
+def _levels(level) -> dict:
+    """``{"weights": level, "activations": level}`` from one level or a dict of both."""
+    if isinstance(level, str):
+        return {part: level for part in MEMORY_PARTS}
+    if isinstance(level, dict) and set(level) == set(MEMORY_PARTS):
+        return dict(level)
+    raise ValueError(
+        f"level must be a memory level name or a dict with exactly the keys {list(MEMORY_PARTS)}, "
+        f"got {level!r}"
+    )
+
+
+def _dtype_name(dtype) -> str:
+    return dtype if isinstance(dtype, str) else np.dtype(dtype).name
+
+
+def inference_energy(model, table: EnergyTable = HOROWITZ_45NM, *, level="dram", skip_zeros: bool = False) -> dict:
     """Modelled energy of one inference of a ``.tflite`` model, split into compute and memory.
 
     Each operator's MACs are charged at the arithmetic of its input activation's dtype
     (float32 or int8 here), and the bytes it moves (its weights and activations, read and
-    written once, :func:`mobileopt_ref.compute.tflite_macs`) at ``level``, one access per
-    4 bytes. With ``level="dram"`` this is the no-cache upper bound on memory energy; with
-    ``"sram"`` everything is assumed on chip.
+    written once, :func:`mobileopt_ref.compute.tflite_macs`) at a memory level, one access
+    per 4 bytes:
+
+        E = sum_ops MACs x e_mac(dtype) + (weight bytes / 4) x e_w + (activation bytes / 4) x e_a.
+
+    With ``level="dram"`` everything comes from off-chip memory (the no-cache upper bound
+    on memory energy); with ``"sram"`` everything is on chip; ``{"weights": "dram",
+    "activations": "sram"}`` streams the weights from DRAM and keeps activations on chip.
+
+    ``skip_zeros=True`` models hardware that skips pruned weights (as the EIE accelerator
+    of Han et al. 2016 does): each operator's MACs and the bytes of its weight tensor are
+    multiplied by the fraction of non-zero weights
+    (:func:`mobileopt_ref.pruning.tflite_op_densities`); the indices such hardware stores
+    are not charged, so this is a lower bound. LiteRT's CPU kernels skip nothing.
 
     Args:
         model: ``.tflite`` bytes or path.
         table: the energy table.
-        level: a memory level of the table.
+        level: a memory level of the table, or ``{"weights": level, "activations": level}``.
+        skip_zeros: charge only the non-zero weights and their MACs.
 
     Returns:
-        ``{"compute_j", "memory_j", "total_j", "macs", "bytes"}`` (joules).
+        A dict with ``compute_j``, ``weights_j``, ``activations_j``, ``memory_j`` (their
+        sum) and ``total_j`` in joules, and ``macs`` and ``bytes`` as charged.
 
     Raises:
         ValueError: for an unreadable model, or a dtype or level missing from the table.
     """
+    from mobileopt_ref import pruning  # noqa: PLC0415  (pruning imports the Keras stack)
+
+    levels = _levels(level)
+    access = {part: table.access(levels[part]) for part in MEMORY_PARTS}
     counts = compute.tflite_macs(model)
     graph = litert.read_graph(model)
-    access = table.access(level)
+    densities = pruning.tflite_op_densities(model) if skip_zeros else {}
     compute_pj = 0.0
+    macs = 0.0
+    weight_bytes = float(counts["weight_bytes"])
     for row in counts["ops"]:
+        op = graph.ops[row["index"]]
+        density = densities.get(row["index"], 1.0)
+        if density < 1.0:
+            kernel = graph.tensors[op.inputs[1]]
+            weight_bytes -= (1.0 - density) * int(np.prod(kernel.shape)) * np.dtype(kernel.dtype).itemsize
         if row["macs"]:
-            dtype = graph.tensors[graph.ops[row["index"]].inputs[0]].dtype
-            name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-            compute_pj += row["macs"] * table.mac(name)
-    moved = counts["weight_bytes"] + counts["activation_bytes"]
-    memory_pj = moved / 4.0 * access
+            name = _dtype_name(graph.tensors[op.inputs[0]].dtype)
+            compute_pj += row["macs"] * density * table.mac(name)
+            macs += row["macs"] * density
+    activation_bytes = float(counts["activation_bytes"])
+    weights_pj = weight_bytes / 4.0 * access["weights"]
+    activations_pj = activation_bytes / 4.0 * access["activations"]
     return {
         "compute_j": compute_pj * 1e-12,
-        "memory_j": memory_pj * 1e-12,
-        "total_j": (compute_pj + memory_pj) * 1e-12,
-        "macs": counts["total"],
-        "bytes": moved,
+        "weights_j": weights_pj * 1e-12,
+        "activations_j": activations_pj * 1e-12,
+        "memory_j": (weights_pj + activations_pj) * 1e-12,
+        "total_j": (compute_pj + weights_pj + activations_pj) * 1e-12,
+        "macs": int(round(macs)),
+        "bytes": int(round(weight_bytes + activation_bytes)),
     }
 
 
@@ -206,6 +253,7 @@ class ThermalRun:
 def simulate_thermal(
     power_w,
     *,
+    steps: int | None = None,
     dt_s: float = 0.1,
     resistance_k_per_w: float = 10.0,
     capacity_j_per_k: float = 20.0,
@@ -228,7 +276,11 @@ def simulate_thermal(
     The heat balance ``heat in = heat stored + heat out`` holds exactly at every step.
 
     Args:
-        power_w: power at full clock, a constant or one value per step (non-negative).
+        power_w: power at full clock, a constant or one value per step (non-negative);
+            or a function ``power_w(f)`` giving the power drawn at clock fraction ``f``
+            (then the function, not the ``f^2`` rule, decides how power follows the clock,
+            and ``steps`` says how long to run).
+        steps: number of steps, needed when ``power_w`` is a function (positive).
         dt_s: step (positive).
         resistance_k_per_w: thermal resistance to ambient (positive).
         capacity_j_per_k: thermal capacity (positive).
@@ -242,13 +294,24 @@ def simulate_thermal(
 
     Raises:
         ValueError: for a negative power, a non-positive step, resistance or capacity,
-            an empty power profile, or a minimum frequency outside ``(0, 1]``.
+            an empty power profile, a missing or bad step count, or a minimum frequency
+            outside ``(0, 1]``.
     """
-    power = np.atleast_1d(np.asarray(power_w, dtype=np.float64))
-    if power.size == 0:
-        raise ValueError("power_w is empty: give a constant or one value per step")
-    if np.any(~np.isfinite(power)) or np.any(power < 0):
-        raise ValueError("power must be finite and non-negative (watts)")
+    if callable(power_w):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer when power_w is a function, got {steps!r}")
+        power, n = None, steps
+    else:
+        power = np.atleast_1d(np.asarray(power_w, dtype=np.float64))
+        if power.size == 0:
+            raise ValueError("power_w is empty: give a constant or one value per step")
+        if np.any(~np.isfinite(power)) or np.any(power < 0):
+            raise ValueError("power must be finite and non-negative (watts)")
+        if steps is not None and power.size not in (1, steps):
+            raise ValueError(f"power_w has {power.size} values but steps is {steps}")
+        if steps is not None and power.size == 1:
+            power = np.full(steps, power[0])
+        n = power.size
     for name, value in (("dt_s", dt_s), ("resistance_k_per_w", resistance_k_per_w), ("capacity_j_per_k", capacity_j_per_k)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be positive, got {value!r}")
@@ -258,10 +321,12 @@ def simulate_thermal(
     start = temperature
     temps, freqs, powers = [], [], []
     heat_in = heat_out = 0.0
-    for p_full in power:
+    for i in range(n):
         excess = (temperature - throttle_c) / 5.0
         f = float(np.clip(1.0 - (1.0 - min_frequency) * excess, min_frequency, 1.0))
-        p = p_full * f * f
+        p = float(power_w(f)) if power is None else float(power[i] * f * f)
+        if not (math.isfinite(p) and p >= 0):
+            raise ValueError(f"power must be finite and non-negative (watts), got {p!r} at clock {f:.3f}")
         out = (temperature - ambient_c) / resistance_k_per_w
         heat_in += p * dt_s
         heat_out += out * dt_s
@@ -270,7 +335,7 @@ def simulate_thermal(
         freqs.append(f)
         powers.append(p)
     return ThermalRun(
-        t_s=dt_s * np.arange(1, len(power) + 1),
+        t_s=dt_s * np.arange(1, n + 1),
         temperature_c=np.asarray(temps),
         frequency=np.asarray(freqs),
         power_w=np.asarray(powers),
@@ -289,3 +354,288 @@ def temperature_rise_rate(t_initial_c: float, t_final_c: float, t_max_c: float) 
     if not t_max_c > 0:
         raise ValueError(f"t_max_c must be positive, got {t_max_c!r}")
     return (t_final_c - t_initial_c) / t_max_c
+
+
+@dataclasses.dataclass(frozen=True)
+class SustainedRun:
+    """The result of :func:`sustained_inference`: the thermal run and what it did to inference.
+
+    Attributes:
+        thermal: the :class:`ThermalRun` (temperature, clock, power, heat balance).
+        latency_s: single-inference latency during each step, ``latency_s / f``.
+        throughput_hz: inferences per second during each step.
+        busy: fraction of each step the processor spends on inference, in ``[0, 1]``.
+        inferences: inferences completed over the run.
+        dropped_fraction: share of the frames that arrived and were not processed
+            (``None`` for back-to-back inference, where nothing arrives).
+    """
+
+    thermal: ThermalRun
+    latency_s: np.ndarray
+    throughput_hz: np.ndarray
+    busy: np.ndarray
+    inferences: float
+    dropped_fraction: float | None
+
+
+def sustained_inference(
+    latency_s: float,
+    busy_power_w: float,
+    *,
+    duration_s: float,
+    fps: float | None = None,
+    idle_power_w: float = 0.0,
+    dt_s: float = 0.5,
+    **thermal,
+) -> SustainedRun:
+    """Inference sustained for minutes under the RC thermal model of :func:`simulate_thermal`.
+
+    At clock fraction ``f`` one inference takes ``latency_s / f``. Back-to-back
+    (``fps=None``) the processor is always busy; at a frame rate it runs
+    ``min(fps, f / latency_s)`` inferences a second (frames arriving while it is busy are
+    dropped) and is busy ``throughput x latency_s / f`` of the time. Power is
+
+        P(f) = idle_power_w + busy_power_w x f^2 x busy(f),
+
+    so the energy of one inference is ``busy_power_w x latency_s x f``, falling as the
+    clock throttles while each inference gets slower.
+
+    Args:
+        latency_s: latency of one inference at full clock (positive).
+        busy_power_w: power while inferring at full clock (non-negative).
+        duration_s: how long to run (positive).
+        fps: frame rate (positive), or ``None`` for back-to-back inference.
+        idle_power_w: power drawn regardless of inference (screen, radios; non-negative).
+        dt_s: time step (positive).
+        **thermal: ``resistance_k_per_w``, ``capacity_j_per_k``, ``ambient_c``, ``start_c``,
+            ``throttle_c``, ``min_frequency`` of :func:`simulate_thermal`.
+
+    Returns:
+        A :class:`SustainedRun`.
+
+    Raises:
+        ValueError: for a non-positive latency, duration or frame rate, a negative power,
+            or a bad thermal parameter.
+    """
+    for name, value in (("latency_s", latency_s), ("duration_s", duration_s), ("dt_s", dt_s)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be positive, got {value!r}")
+    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive frame rate or None (back-to-back), got {fps!r}")
+    for name, value in (("busy_power_w", busy_power_w), ("idle_power_w", idle_power_w)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative power in watts, got {value!r}")
+
+    def throughput(f):
+        rate = f / latency_s
+        return rate if fps is None else min(fps, rate)
+
+    def power(f):
+        return idle_power_w + busy_power_w * f * f * throughput(f) * latency_s / f
+
+    steps = max(1, int(round(duration_s / dt_s)))
+    run = simulate_thermal(power, steps=steps, dt_s=dt_s, **thermal)
+    rates = np.array([throughput(f) for f in run.frequency])
+    done = float(rates.sum() * dt_s)
+    dropped = None if fps is None else 1.0 - done / (fps * steps * dt_s)
+    return SustainedRun(
+        thermal=run,
+        latency_s=latency_s / run.frequency,
+        throughput_hz=rates,
+        busy=rates * latency_s / run.frequency,
+        inferences=done,
+        dropped_fraction=dropped,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring: RAPL where the machine exposes it, CPU time everywhere
+# ---------------------------------------------------------------------------------------
+
+RAPL_ROOT = "/sys/class/powercap"
+"""Where Linux exposes Intel's (and AMD's) RAPL energy counters."""
+
+
+class RaplUnavailable(RuntimeError):
+    """RAPL energy counters cannot be read on this machine; the message says why."""
+
+
+def rapl_zones(root=RAPL_ROOT) -> dict:
+    """The readable RAPL zones under ``root``: ``{name: folder}``.
+
+    Package zones are named as the kernel names them (``"package-0"``); their sub-zones
+    get the package's name in front (``"package-0/core"``, ``"package-0/dram"``).
+
+    Raises:
+        RaplUnavailable: when ``root`` does not exist (no powercap driver: virtual
+            machines and containers usually have none), has no RAPL zone, or its counters
+            are readable only by root (Linux 5.10 and later, after CVE-2020-8694).
+    """
+    from pathlib import Path  # noqa: PLC0415
+
+    root = Path(root)
+    if not root.is_dir():
+        raise RaplUnavailable(
+            f"{root} does not exist: this machine exposes no powercap (RAPL) interface, "
+            f"as is usual in virtual machines and containers"
+        )
+    folders = sorted(p for p in root.iterdir() if p.name.startswith("intel-rapl:") and (p / "energy_uj").exists())
+    if not folders:
+        raise RaplUnavailable(f"{root} has no RAPL zone with an energy_uj counter")
+    names = {}
+    for folder in folders:
+        names[folder.name] = (folder / "name").read_text().strip() if (folder / "name").exists() else folder.name
+    zones = {}
+    for folder in folders:
+        parent = folder.name.rsplit(":", 1)[0]
+        name = names[folder.name] if parent == "intel-rapl" or parent not in names else f"{names[parent]}/{names[folder.name]}"
+        try:
+            int((folder / "energy_uj").read_text())
+        except PermissionError:
+            raise RaplUnavailable(
+                f"{folder / 'energy_uj'} is readable by root only (Linux 5.10 and later, since "
+                f"CVE-2020-8694); run as root or make it readable"
+            ) from None
+        zones[name] = folder
+    return zones
+
+
+def _read_counter(folder) -> tuple:
+    energy = int((folder / "energy_uj").read_text())
+    limit_file = folder / "max_energy_range_uj"
+    limit = int(limit_file.read_text()) if limit_file.exists() else None
+    return energy, limit
+
+
+def measure_rapl(fn, *, root=RAPL_ROOT) -> dict:
+    """Package (and sub-zone) energy used while ``fn()`` runs, from the RAPL counters.
+
+    Each counter is read before and after; a counter that wrapped around during the run
+    (it counts up to ``max_energy_range_uj`` and restarts at 0) is corrected once. The
+    counters measure the whole package, everything the machine did meanwhile included.
+
+    Returns:
+        A dict with ``"joules"`` (``{zone: J}``), ``"seconds"`` (wall time) and
+        ``"result"`` (what ``fn`` returned).
+
+    Raises:
+        RaplUnavailable: when the counters cannot be read (see :func:`rapl_zones`).
+    """
+    import time  # noqa: PLC0415
+
+    zones = rapl_zones(root)
+    before = {name: _read_counter(folder) for name, folder in zones.items()}
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    joules = {}
+    for name, folder in zones.items():
+        (first, limit), (last, _) = before[name], _read_counter(folder)
+        delta = last - first
+        if delta < 0 and limit is not None:
+            delta += limit + 1
+        joules[name] = delta * 1e-6
+    return {"joules": joules, "seconds": seconds, "result": result}
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuTime:
+    """CPU time of sustained back-to-back inference (see :func:`measure_cpu_time`).
+
+    Attributes:
+        inferences: invokes timed in all.
+        wall_s, cpu_s: wall-clock and process CPU time per round (all threads' CPU time).
+        runs: invokes per round.
+    """
+
+    inferences: int
+    wall_s: np.ndarray
+    cpu_s: np.ndarray
+    runs: np.ndarray
+
+    @property
+    def cpu_per_inference_s(self) -> float:
+        """Median over rounds of CPU seconds per inference."""
+        return float(np.median(self.cpu_s / self.runs))
+
+    @property
+    def wall_per_inference_s(self) -> float:
+        """Median over rounds of wall seconds per inference."""
+        return float(np.median(self.wall_s / self.runs))
+
+    @property
+    def busy_cores(self) -> float:
+        """Median over rounds of CPU time / wall time: how many cores were busy on average."""
+        return float(np.median(self.cpu_s / self.wall_s))
+
+
+def measure_cpu_time(models: dict, *, num_runs: int | dict = 100, rounds: int = 5, warmup: int = 5,
+                     num_threads: int = 2, kernels: str = "xnnpack") -> dict:
+    """Process CPU time per inference of each model, measured side by side in rounds.
+
+    Each round runs every model's share of ``num_runs`` back to back and reads the
+    process's CPU time (``time.process_time``: the sum over all its threads, XNNPACK's
+    workers included, spinning included) and the wall clock around it.
+
+    Args:
+        models: ``{name: .tflite bytes or path}``.
+        num_runs: invokes per model, or ``{name: invokes}``.
+        rounds: interleaved rounds, in ``[1, smallest num_runs]``.
+        warmup: untimed invokes per model first.
+        num_threads: interpreter threads.
+        kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
+
+    Returns:
+        ``{name: CpuTime}``.
+
+    Raises:
+        ValueError: for no models or bad counts.
+    """
+    import time  # noqa: PLC0415
+
+    if not models:
+        raise ValueError("measure_cpu_time needs at least one model")
+    if isinstance(num_runs, dict) and set(num_runs) != set(models):
+        raise ValueError(f"num_runs given per model must name exactly the models {sorted(models)}, got {sorted(num_runs)}")
+    runs = {name: num_runs[name] if isinstance(num_runs, dict) else num_runs for name in models}
+    for name in models:
+        compute._check_runs(runs[name], warmup, rounds)
+    interpreters = {name: compute.prepared_interpreter(m, num_threads, kernels) for name, m in models.items()}
+    for interpreter in interpreters.values():
+        for _ in range(warmup):
+            interpreter.invoke()
+    wall = {name: [] for name in models}
+    cpu = {name: [] for name in models}
+    count = {name: [] for name in models}
+    for r in range(rounds):
+        for name, interpreter in interpreters.items():
+            base, extra = divmod(runs[name], rounds)
+            n = base + (1 if r < extra else 0)
+            c0, w0 = time.process_time(), time.perf_counter()
+            for _ in range(n):
+                interpreter.invoke()
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+            count[name].append(n)
+    return {
+        name: CpuTime(inferences=sum(count[name]), wall_s=np.asarray(wall[name]), cpu_s=np.asarray(cpu[name]),
+                      runs=np.asarray(count[name], dtype=np.float64))
+        for name in models
+    }
+
+
+def cpu_time_energy(cpu_seconds: float, watts_per_core: float) -> float:
+    """The CPU-time estimate of energy: ``E = t_cpu x P_core``.
+
+    Assumes every busy core draws ``P_core`` and idle cores nothing; memory, uncore and
+    the rest of the device are not counted. An estimate with a stated assumption, not a
+    measurement.
+
+    Raises:
+        ValueError: for a negative CPU time or a non-positive power.
+    """
+    if not (math.isfinite(cpu_seconds) and cpu_seconds >= 0):
+        raise ValueError(f"cpu_seconds must be non-negative, got {cpu_seconds!r}")
+    if not (math.isfinite(watts_per_core) and watts_per_core > 0):
+        raise ValueError(f"watts_per_core must be positive, got {watts_per_core!r}")
+    return cpu_seconds * watts_per_core

@@ -558,6 +558,26 @@ def _pruned_count(tensor) -> int:
     return total - int(np.count_nonzero(values))
 
 
+def _stored_weights(graph, producer: dict, op):
+    """The constant that holds ``op``'s weights (input 1), as stored in the file.
+
+    Weights that a ``DEQUANTIZE`` or ``DENSIFY`` operator expands (float16, int4,
+    sparse-format files) are followed back to the stored constant.
+    """
+    tensor = graph.tensors[op.inputs[1]]
+    source = producer.get(tensor.index)
+    while tensor.data is None and source is not None and source.op in ("DEQUANTIZE", "DENSIFY"):
+        tensor = graph.tensors[source.inputs[0]]
+        source = producer.get(tensor.index)
+    if tensor.data is None:
+        raise ValueError(
+            f"op {op.index} ({op.op}): its weights {tensor.name!r} are not a constant "
+            f"of the file (computed by {source.op if source else 'nothing'}), so they "
+            f"cannot be counted"
+        )
+    return tensor
+
+
 def _tflite_weights(model) -> dict:
     """``{name: TensorInfo}`` of the stored weights of every CONV_2D/DEPTHWISE/FC op."""
     from mobileopt_ref import litert
@@ -566,18 +586,7 @@ def _tflite_weights(model) -> dict:
     producer = {out: op for op in graph.ops for out in op.outputs}
     weights = {}
     for op in graph.find(*TFLITE_OPS):
-        tensor = graph.tensors[op.inputs[1]]
-        source = producer.get(tensor.index)
-        while tensor.data is None and source is not None and source.op in ("DEQUANTIZE", "DENSIFY"):
-            # float16 / int4 / sparse-format weights: count the stored ones
-            tensor = graph.tensors[source.inputs[0]]
-            source = producer.get(tensor.index)
-        if tensor.data is None:
-            raise ValueError(
-                f"op {op.index} ({op.op}): its weights {tensor.name!r} are not a constant "
-                f"of the file (computed by {source.op if source else 'nothing'}), so they "
-                f"cannot be counted"
-            )
+        tensor = _stored_weights(graph, producer, op)
         if any(t.index == tensor.index for t in weights.values()):
             continue  # shared by two operators: count it once
         name = tensor.name if tensor.name not in weights else f"{tensor.name}#{tensor.index}"
@@ -635,6 +644,27 @@ def tflite_layer_sparsities(model) -> dict:
         name: float(_pruned_count(t) / int(np.prod(t.shape)))
         for name, t in _tflite_weights(model).items()
     }
+
+
+def tflite_op_densities(model) -> dict:
+    """The fraction of non-zero weights of each weighted operator, by operator index.
+
+    Same weights and zero rule as :func:`tflite_pruning_rate`, but one entry per
+    ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and ``FULLY_CONNECTED`` operator (two operators
+    sharing a weight tensor both get its density), for models of work that skip zeros.
+
+    Returns:
+        ``{operator index: density}``, where density = 1 - sparsity, in ``[0, 1]``.
+    """
+    from mobileopt_ref import litert
+
+    graph = litert.read_graph(model)
+    producer = {out: op for op in graph.ops for out in op.outputs}
+    densities = {}
+    for op in graph.find(*TFLITE_OPS):
+        tensor = _stored_weights(graph, producer, op)
+        densities[op.index] = 1.0 - _pruned_count(tensor) / int(np.prod(tensor.shape))
+    return densities
 
 
 # ---------------------------------------------------------------------------------------
