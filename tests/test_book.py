@@ -1,5 +1,6 @@
 """The book builds from the stored outputs with warnings as errors."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
                  "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
-                 "notebooks/05_memory.html", "book/reference.html"):
+                 "notebooks/05_memory.html", "notebooks/06_energy.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -44,6 +45,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     memory_page, glued = _page_and_glue(html, "05_memory")
     assert f"{float(glued['greedy_mib']):.2f} MiB" in memory_page
     assert f"{float(glued['pair_kib']):,.0f} KiB" in memory_page
+    energy_page, glued = _page_and_glue(html, "06_energy")
+    assert f"{float(glued['m_gamma_dram']):.2f}" in energy_page
+    assert f"{float(glued['m_t_f32_30']):.1f} °C" in energy_page
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 
@@ -58,6 +62,21 @@ def _page_and_glue(html, name):
             if key:
                 glued[key] = out["data"]["application/papermill.record/text/plain"]
     return page, glued
+
+
+def test_every_modelled_figure_is_labelled_as_modelled():
+    # The energy chapter glues modelled figures under names that start with "m_"; every
+    # paragraph or list item of its prose that shows one must say "modelled".
+    nb = nbformat.read(ROOT / "notebooks" / "06_energy.ipynb", as_version=4)
+    shown = 0
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for chunk in re.split(r"\n\s*\n|\n(?=- )", cell.source):
+            if re.search(r"\{glue:text\}`m_", chunk):
+                shown += 1
+                assert "modelled" in chunk, f"a modelled figure without the word 'modelled':\n{chunk}"
+    assert shown >= 8
 
 
 def test_reference_page_documents_every_public_module():

@@ -244,3 +244,21 @@ def test_cpu_time_of_sustained_inference(small_cnn):
         energy.measure_cpu_time({"a": f32}, num_runs={"b": 10})
     with pytest.raises(ValueError, match="needs at least one model"):
         energy.measure_cpu_time({})
+
+
+def test_scaled_total_is_the_model_under_a_scaled_table(small_cnn_int8):
+    base = energy.inference_energy(small_cnn_int8)
+    for a, m in ((0.5, 2.0), (2.0, 0.5), (1.0, 1.0)):
+        scaled = energy.inference_energy(small_cnn_int8, energy.HOROWITZ_45NM.scaled(arithmetic=a, memory=m))
+        assert energy.scaled_total(base, arithmetic=a, memory=m) == pytest.approx(scaled["total_j"], rel=1e-12)
+    with pytest.raises(ValueError, match="scale factors must be positive"):
+        energy.scaled_total(base, memory=0)
+
+
+def test_the_assumed_phone_heats_as_its_thermal_model_says():
+    phone = energy.PHONE
+    assert phone.battery_wh == pytest.approx(11.55)
+    run = energy.simulate_thermal(phone.busy_power_w + phone.idle_power_w, steps=20_000, **phone.thermal())
+    # 5 W would warm it 50 K above the air unthrottled; the governor holds it a few K above 45 C.
+    assert phone.throttle_c < run.temperature_c[-1] < phone.throttle_c + 5
+    assert run.frequency[-1] < 1.0

@@ -12,6 +12,12 @@ The energy of one inference is
 with ``e_mac = e_mult + e_add`` of the operator's arithmetic and ``e_mem`` the energy of one
 32-bit access at the memory level the bytes come from (on-chip SRAM or off-chip DRAM).
 
+Beside the model: an RC thermal model of a phone with a throttling clock, sustained
+inference under it, battery life, and what a machine can measure (RAPL energy counters
+where Linux exposes them, process CPU time everywhere).
+
+Explained in notebooks/06_energy.ipynb.
+
 Example:
     >>> from mobileopt_ref import energy
     >>> e = energy.inference_energy(tflite)  # doctest: +SKIP
@@ -106,7 +112,7 @@ An int8 MAC is counted as an 8-bit multiply plus a 32-bit accumulate, as int8 ke
 
 
 MEMORY_PARTS = ("weights", "activations")
-"""What an inference moves: its weights and its activations (see :func:`inference_energy`)."""
+"""The two kinds of bytes an inference moves, each at its own memory level (:func:`inference_energy`)."""
 
 
 def _levels(level) -> dict:
@@ -192,6 +198,21 @@ def inference_energy(model, table: EnergyTable = HOROWITZ_45NM, *, level="dram",
     }
 
 
+def scaled_total(energy: dict, *, arithmetic: float = 1.0, memory: float = 1.0) -> float:
+    """Total energy of an :func:`inference_energy` result under a scaled table.
+
+    The model is linear in every entry of the table, so scaling all arithmetic figures by
+    ``a`` and all memory figures by ``m`` (:meth:`EnergyTable.scaled`) gives exactly
+    ``E' = a x compute_j + m x memory_j``, without reading the model again.
+
+    Raises:
+        ValueError: for a non-positive factor.
+    """
+    if not arithmetic > 0 or not memory > 0:
+        raise ValueError(f"scale factors must be positive, got {arithmetic} and {memory}")
+    return arithmetic * energy["compute_j"] + memory * energy["memory_j"]
+
+
 def energy_ratio(original_j: float, optimized_j: float) -> float:
     """The source article's ``gamma = E_original / E_optimized``.
 
@@ -222,6 +243,68 @@ def inferences_per_charge(energy_j: float, battery_wh: float, *, share: float = 
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share!r}")
     return share * battery_wh * 3600.0 / energy_j
+
+
+@dataclasses.dataclass(frozen=True)
+class Phone:
+    """Stated assumptions about a phone, for the models of heat and battery life.
+
+    None of these is measured in this book; each is an order of magnitude for a 2018-2020
+    flagship phone, to be replaced by figures for the phone at hand.
+
+    Attributes:
+        name: a short label.
+        busy_power_w: extra power while its big CPU cores run inference at full clock.
+        idle_power_w: power drawn regardless of inference (screen, camera, radios).
+        battery_wh: battery capacity in watt-hours.
+        resistance_k_per_w, capacity_j_per_k: the lumped thermal model (time constant R C).
+        ambient_c, throttle_c, min_frequency: air temperature, throttling threshold and
+            the lowest clock fraction of the governor.
+        notes: where the figures come from.
+    """
+
+    name: str
+    busy_power_w: float
+    idle_power_w: float
+    battery_wh: float
+    resistance_k_per_w: float
+    capacity_j_per_k: float
+    ambient_c: float
+    throttle_c: float
+    min_frequency: float
+    notes: str
+
+    def thermal(self) -> dict:
+        """The keyword arguments of :func:`simulate_thermal` for this phone."""
+        return dict(
+            resistance_k_per_w=self.resistance_k_per_w,
+            capacity_j_per_k=self.capacity_j_per_k,
+            ambient_c=self.ambient_c,
+            throttle_c=self.throttle_c,
+            min_frequency=self.min_frequency,
+        )
+
+
+PHONE = Phone(
+    name="assumed 2018-2020 flagship phone",
+    busy_power_w=4.0,
+    idle_power_w=1.0,
+    battery_wh=3.0 * 3.85,
+    resistance_k_per_w=10.0,
+    capacity_j_per_k=20.0,
+    ambient_c=25.0,
+    throttle_c=45.0,
+    min_frequency=0.5,
+    notes=(
+        "busy power: four big cores at full clock, about 1 W each; idle power: screen and "
+        "camera on; for scale, a Snapdragon 845 phone averaged 3.3 W in total playing a game "
+        "at 40 fps (Qualcomm's demonstration reported by AnandTech, December 2018). Battery: "
+        "3,000 mAh at 3.85 V (the Pixel 3 has 2,915 mAh). Thermal: R = 10 K/W and C = 20 J/K "
+        "give a time constant of 200 s and 10 K of warming per watt; throttling from 45 C, "
+        "down to half clock at 50 C."
+    ),
+)
+"""The phone the energy and user-experience chapters assume (every figure an assumption)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -565,7 +648,7 @@ class CpuTime:
 
     @property
     def busy_cores(self) -> float:
-        """Median over rounds of CPU time / wall time: how many cores were busy on average."""
+        """How many cores were busy on average, the median over rounds of CPU time over wall time."""
         return float(np.median(self.cpu_s / self.wall_s))
 
 
