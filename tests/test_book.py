@@ -25,7 +25,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
                  "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
-                 "notebooks/05_memory.html", "notebooks/06_energy.html", "book/reference.html"):
+                 "notebooks/05_memory.html", "notebooks/06_energy.html", "notebooks/07_ux.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -48,6 +48,9 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     energy_page, glued = _page_and_glue(html, "06_energy")
     assert f"{float(glued['m_gamma_dram']):.2f}" in energy_page
     assert f"{float(glued['m_t_f32_30']):.1f} °C" in energy_page
+    ux_page, glued = _page_and_glue(html, "07_ux")
+    assert f"{float(glued['cold_model_ms']):.0f} ms" in ux_page
+    assert f"{int(glued['drop_ui_120'])} of {int(glued['ticks_120'])} refreshes" in ux_page
     shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 

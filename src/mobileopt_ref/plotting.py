@@ -139,3 +139,52 @@ def draw_flowchart(edges, labels: dict, positions: dict, ax=None, colors: dict |
             arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=2, shrinkB=2, lw=1.2),
         )
     return ax
+
+
+def draw_timeline(timeline, ax=None, until_s: float | None = None, title: str | None = None):
+    """Draws a :class:`mobileopt_ref.ux.Timeline`: refreshes, inferences, UI frames, drops.
+
+    Two lanes, time across: the worker thread (its inferences) and the UI thread (its
+    drawing, and its inferences when it runs them itself); grey lines at the camera frames
+    and display refreshes, and a red mark at each refresh that showed no new UI frame.
+
+    Args:
+        timeline: the run to draw.
+        ax: axes to draw on; a new figure is made if omitted.
+        until_s: draw the first ``until_s`` seconds only (default: all).
+        title: the axes title.
+
+    Returns:
+        The axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 2.4))
+    end = until_s if until_s is not None else timeline.ticks / timeline.fps
+    ms = 1e3
+    for t in timeline.arrivals:
+        if t <= end:
+            ax.axvline(t * ms, color="0.8", lw=0.6, zorder=0)
+    lanes = {"worker thread": 1.0, "UI thread": 0.0}
+    bar = dict(edgecolor="white", linewidth=0.8)
+    infer_lane = lanes["UI thread"] if timeline.design == "ui" else lanes["worker thread"]
+    for _, start, stop in timeline.inferences:
+        if start <= end:
+            ax.broken_barh([(start * ms, (stop - start) * ms)], (infer_lane - 0.35, 0.7), color="C1", **bar)
+    inferred = {start: stop for _, start, stop in timeline.inferences}
+    for _, start, stop, _ in timeline.ui_frames:
+        if start <= end:
+            draw_from = inferred.get(start, start) if timeline.design == "ui" else start
+            ax.broken_barh([(draw_from * ms, (stop - draw_from) * ms)], (lanes["UI thread"] - 0.35, 0.7), color="C0", **bar)
+    drops = [j / timeline.fps for j in timeline.dropped_refreshes if j / timeline.fps <= end]
+    ax.scatter([d * ms for d in drops], [lanes["UI thread"] + 0.55] * len(drops), marker="v", color="C3", s=18,
+               zorder=5, label="dropped refresh")
+    ax.broken_barh([], (0, 0), color="C1", label="inference")
+    ax.broken_barh([], (0, 0), color="C0", label="drawing")
+    ax.set_yticks(list(lanes.values()), list(lanes))
+    ax.set_ylim(-0.6, 1.9)
+    ax.set_xlim(0, end * ms)
+    ax.set_xlabel("time (ms); grey lines: camera frames and display refreshes")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", ncol=3)
+    return ax

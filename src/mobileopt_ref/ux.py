@@ -41,7 +41,7 @@ import numpy as np
 from mobileopt_ref import compute, litert
 
 FRAME_RATES = (30, 60, 120)
-"""The frame rates of the book's budgets: 33.3, 16.7 and 8.3 ms a frame."""
+"""The frame rates of the book's budgets (33.3, 16.7 and 8.3 ms a frame)."""
 
 
 def _check_rate(fps) -> float:
@@ -209,7 +209,7 @@ class ColdStart:
 
     @property
     def model_cold_ms(self) -> np.ndarray:
-        """Per process, what the model itself costs before its first answer: load + allocate + first invoke."""
+        """Per process, what the model itself costs before its first answer (load, allocate, first invoke)."""
         return sum(np.asarray(self.stages_ms[s]) for s in ("load", "allocate", "first_invoke"))
 
     @property
@@ -279,9 +279,9 @@ def measure_cold_start(model, *, repeats: int = 5, warm_runs: int = 50, num_thre
 class LatestFrameQueue:
     """A one-slot queue where the newest frame wins.
 
-    A camera ``put``s every frame; a slower consumer ``get``s only the newest one, and
-    every frame replaced before it was taken is counted in :attr:`replaced`. The
-    consumer never works on a stale frame and the queue never grows.
+    A camera puts every frame in it; a slower consumer gets only the newest one, and
+    every frame replaced before it was taken is counted in ``replaced``. The consumer
+    never works on a stale frame and the queue never grows.
     """
 
     def __init__(self):
@@ -314,7 +314,7 @@ class LatestFrameQueue:
 
 
 DESIGNS = ("ui", "worker")
-"""Where inference runs: on the UI thread itself, or on a worker thread."""
+"""Where inference runs (on the UI thread itself, or on a worker thread)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,8 +329,8 @@ class Timeline:
         ui_frames: ``(tick, start, end, shown)`` of every UI frame: the display tick it
             was drawn for, when the UI thread started and finished it, and the camera
             frame whose result it shows (-1 before the first result).
-        dropped_ui: display refreshes that showed no new UI frame (the screen repeated the
-            previous one: a stutter).
+        dropped_refreshes: the refreshes ``j`` (at ``j / fps``) that showed no new UI
+            frame: the screen repeated the previous picture, a stutter.
         skipped: camera frames never inferred.
         end_to_end_ms: for each inferred frame whose result was shown, the time from the
             frame's arrival to the display refresh that first shows its result.
@@ -341,7 +341,7 @@ class Timeline:
     arrivals: np.ndarray
     inferences: list
     ui_frames: list
-    dropped_ui: int
+    dropped_refreshes: tuple
     skipped: int
     end_to_end_ms: np.ndarray
 
@@ -354,6 +354,11 @@ class Timeline:
     def budget_ms(self) -> float:
         """The frame budget, ``1000 / fps``."""
         return 1000.0 / self.fps
+
+    @property
+    def dropped_ui(self) -> int:
+        """Number of dropped refreshes (UI frames the user did not get)."""
+        return len(self.dropped_refreshes)
 
     @property
     def dropped_ui_fraction(self) -> float:
@@ -379,10 +384,10 @@ def _vsync_after(t: float, fps: float) -> float:
     return math.ceil(t * fps - 1e-9) / fps
 
 
-def _count_dropped(ui_frames, ticks: int, fps: float) -> int:
+def _dropped_refreshes(ui_frames, ticks: int, fps: float) -> tuple:
     """Refreshes ``j = 1 .. ticks`` with no UI frame finished since the refresh before."""
     fresh = {round(_vsync_after(end, fps) * fps) for _, _, end, _ in ui_frames}
-    return sum(1 for j in range(1, ticks + 1) if j not in fresh)
+    return tuple(j for j in range(1, ticks + 1) if j not in fresh)
 
 
 def _end_to_end(inferences, ui_frames, arrivals, fps: float) -> np.ndarray:
@@ -500,7 +505,7 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
         arrivals=arrivals,
         inferences=sorted(inferences, key=lambda r: r[1]),
         ui_frames=ui_frames,
-        dropped_ui=_count_dropped(ui_frames, ticks, fps),
+        dropped_refreshes=_dropped_refreshes(ui_frames, ticks, fps),
         skipped=skipped,
         end_to_end_ms=_end_to_end(inferences, ui_frames, arrivals, fps),
     )
@@ -515,7 +520,7 @@ NETWORKS = {
     "typical 4G (10 Mbit/s, 80 ms)": (10.0, 0.08),
     "fast 5G or Wi-Fi (100 Mbit/s, 30 ms)": (100.0, 0.03),
 }
-"""Assumed networks: ``{name: (Mbit/s, round-trip seconds)}``. Round figures, not measurements."""
+"""Assumed networks as ``{name: (Mbit/s, round-trip seconds)}`` (round figures, not measurements)."""
 
 
 def download_seconds(size_bytes, mbit_per_s, *, rtt_s: float = 0.0) -> float:
