@@ -291,3 +291,13 @@ def test_separable_convolution_does_the_published_fraction_of_the_work():
     assert pair["standard"].output_shape == pair["separable"].output_shape == (None, 14, 14, 32)
     with pytest.raises(ValueError, match="channels must be a positive integer"):
         compute.convolution_models(channels=0)
+
+
+def test_round_plan_splits_runs_evenly_over_rounds():
+    plan = compute.round_plan({"a": None, "b": None}, {"a": 10, "b": 3}, 0, 3)
+    assert plan == {"a": [4, 3, 3], "b": [1, 1, 1]}
+    assert compute.round_plan({"a": None}, 5, 0, 1) == {"a": [5]}
+    with pytest.raises(ValueError, match="num_runs given per model must name exactly the models"):
+        compute.round_plan({"a": None}, {"b": 3}, 0, 1)
+    with pytest.raises(ValueError, match="rounds must be an integer"):
+        compute.round_plan({"a": None}, 2, 0, 3)

@@ -127,6 +127,37 @@ def _check_runs(num_runs, warmup, rounds=1):
         raise ValueError(f"rounds must be an integer in [1, num_runs={num_runs}], got {rounds!r}")
 
 
+def _check_per_model(option: str, value, models: dict) -> None:
+    if isinstance(value, dict) and set(value) != set(models):
+        raise ValueError(
+            f"{option} given per model must name exactly the models {sorted(models, key=str)}, "
+            f"got {sorted(value, key=str)}"
+        )
+
+
+def round_plan(models: dict, num_runs, warmup: int, rounds: int) -> dict:
+    """How many invokes each model gets in each interleaved round.
+
+    ``num_runs`` (one count, or ``{name: count}``) is split as evenly as possible over
+    ``rounds``, the first rounds taking the remainder.
+
+    Returns:
+        ``{name: [invokes in round 0, round 1, ...]}``.
+
+    Raises:
+        ValueError: for a per-model dict that does not name exactly the models, or bad
+            counts.
+    """
+    _check_per_model("num_runs", num_runs, models)
+    plan = {}
+    for name in models:
+        runs = num_runs[name] if isinstance(num_runs, dict) else num_runs
+        _check_runs(runs, warmup, rounds)
+        base, extra = divmod(runs, rounds)
+        plan[name] = [base + (1 if r < extra else 0) for r in range(rounds)]
+    return plan
+
+
 def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", seed: int = 0):
     """An interpreter with fixed random inputs in place, ready to invoke.
 
@@ -235,15 +266,9 @@ def compare_latency(
     """
     if not models:
         raise ValueError("compare_latency needs at least one model")
-    for option, value in (("num_runs", num_runs), ("kernels", kernels), ("num_threads", num_threads)):
-        if isinstance(value, dict) and set(value) != set(models):
-            raise ValueError(
-                f"{option} given per model must name exactly the models {sorted(models, key=str)}, "
-                f"got {sorted(value, key=str)}"
-            )
-    runs = {name: num_runs[name] if isinstance(num_runs, dict) else num_runs for name in models}
-    for name in models:
-        _check_runs(runs[name], warmup, rounds)
+    for option, value in (("kernels", kernels), ("num_threads", num_threads)):
+        _check_per_model(option, value, models)
+    plan = round_plan(models, num_runs, warmup, rounds)
     interpreters = {}
     for name, model in models.items():
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
@@ -253,8 +278,7 @@ def compare_latency(
     samples = {name: [] for name in models}
     for r in range(rounds):
         for name, interpreter in interpreters.items():
-            base, extra = divmod(runs[name], rounds)
-            samples[name].extend(_time_invokes(interpreter, base + (1 if r < extra else 0)))
+            samples[name].extend(_time_invokes(interpreter, plan[name][r]))
     return {name: latency_stats(values) for name, values in samples.items()}
 
 

@@ -678,11 +678,7 @@ def measure_cpu_time(models: dict, *, num_runs: int | dict = 100, rounds: int = 
 
     if not models:
         raise ValueError("measure_cpu_time needs at least one model")
-    if isinstance(num_runs, dict) and set(num_runs) != set(models):
-        raise ValueError(f"num_runs given per model must name exactly the models {sorted(models)}, got {sorted(num_runs)}")
-    runs = {name: num_runs[name] if isinstance(num_runs, dict) else num_runs for name in models}
-    for name in models:
-        compute._check_runs(runs[name], warmup, rounds)
+    plan = compute.round_plan(models, num_runs, warmup, rounds)
     interpreters = {name: compute.prepared_interpreter(m, num_threads, kernels) for name, m in models.items()}
     for interpreter in interpreters.values():
         for _ in range(warmup):
@@ -692,8 +688,7 @@ def measure_cpu_time(models: dict, *, num_runs: int | dict = 100, rounds: int = 
     count = {name: [] for name in models}
     for r in range(rounds):
         for name, interpreter in interpreters.items():
-            base, extra = divmod(runs[name], rounds)
-            n = base + (1 if r < extra else 0)
+            n = plan[name][r]
             c0, w0 = time.process_time(), time.perf_counter()
             for _ in range(n):
                 interpreter.invoke()
