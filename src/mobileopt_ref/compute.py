@@ -35,6 +35,9 @@ class LatencyStats:
         p50_ms, p90_ms, p99_ms: percentiles (linear interpolation).
         mean_ms: arithmetic mean.
         ci95_ms: ``(low, high)``, a 95 % confidence interval of the median.
+        round_sizes: invokes timed in each interleaved round, in order (they sum to
+            ``runs``), or ``None`` when the sample has no round structure. Speed-up
+            intervals resample whole rounds (:func:`mobileopt_ref.stats.latency_ratio`).
     """
 
     samples_ms: tuple
@@ -43,6 +46,7 @@ class LatencyStats:
     p99_ms: float
     mean_ms: float
     ci95_ms: tuple
+    round_sizes: tuple | None = None
 
     @property
     def runs(self) -> int:
@@ -96,17 +100,26 @@ def median_confidence_interval(samples, confidence: float = 0.95) -> tuple:
     return float(x[j - 1]), float(x[k - 1])
 
 
-def latency_stats(samples_ms) -> LatencyStats:
+def latency_stats(samples_ms, round_sizes=None) -> LatencyStats:
     """Summarises latency samples (milliseconds) into a :class:`LatencyStats`.
 
+    Args:
+        samples_ms: timed runs in milliseconds, in the order measured.
+        round_sizes: optional runs per interleaved round, summing to the sample size.
+
     Raises:
-        ValueError: for an empty sample or non-finite or negative times.
+        ValueError: for an empty sample, non-finite or negative times, or round sizes
+            that do not add up to the sample.
     """
     x = np.asarray(samples_ms, dtype=np.float64)
     if x.size == 0:
         raise ValueError("latency sample is empty: measure at least one run")
     if not np.all(np.isfinite(x)) or np.any(x < 0):
         raise ValueError("latency samples must be finite, non-negative times")
+    if round_sizes is not None:
+        round_sizes = tuple(int(n) for n in round_sizes)
+        if any(n < 1 for n in round_sizes) or sum(round_sizes) != x.size:
+            raise ValueError(f"round_sizes {round_sizes} must be positive and sum to the {x.size} samples")
     p50, p90, p99 = np.percentile(x, [50, 90, 99])
     return LatencyStats(
         samples_ms=tuple(float(v) for v in x),
@@ -115,6 +128,7 @@ def latency_stats(samples_ms) -> LatencyStats:
         p99_ms=float(p99),
         mean_ms=float(x.mean()),
         ci95_ms=median_confidence_interval(x),
+        round_sizes=round_sizes,
     )
 
 
@@ -279,11 +293,15 @@ def compare_latency(
     for r in range(rounds):
         for name, interpreter in interpreters.items():
             samples[name].extend(_time_invokes(interpreter, plan[name][r]))
-    return {name: latency_stats(values) for name, values in samples.items()}
+    return {name: latency_stats(values, plan[name]) for name, values in samples.items()}
 
 
 def speedup(baseline: LatencyStats, variant: LatencyStats) -> float:
-    """Returns ``baseline.p50 / variant.p50``: how many times faster the variant is."""
+    """Returns ``baseline.p50 / variant.p50``: how many times faster the variant is.
+
+    A point estimate only; :func:`mobileopt_ref.stats.latency_ratio` gives its confidence
+    interval and verdict, which is what the book states and records.
+    """
     return baseline.p50_ms / variant.p50_ms
 
 

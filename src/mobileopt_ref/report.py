@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from mobileopt_ref import compute, litert
 
 
@@ -35,6 +37,8 @@ class VariantRecord:
         arena_bytes: activation arena size (memory chapter), if known.
         energy_mj: modelled energy per inference in millijoules (energy chapter).
         extra: chapter-specific values (sparsity, bit width, ...).
+        correct: ``bool`` array ``(n,)``, whether each evaluation image was classified
+            right (for paired tests, :func:`mobileopt_ref.stats.mcnemar`), or ``None``.
     """
 
     name: str
@@ -47,6 +51,7 @@ class VariantRecord:
     arena_bytes: int | None = None
     energy_mj: float | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    correct: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def row(self) -> dict:
         """Returns the record as a flat dict of plain numbers (no bytes, no samples)."""
@@ -106,17 +111,18 @@ def measure_variants(
     )
     records = []
     for name, content in contents.items():
+        outputs = litert.predict_tflite(content, split.images, num_threads=num_threads)
+        correct = np.argmax(outputs, axis=1) == np.asarray(split.labels)
         records.append(
             VariantRecord(
                 name=name,
                 tflite=content,
                 size_bytes=len(content),
                 gzip_bytes=litert.gzip_size(content),
-                accuracy=litert.evaluate_tflite(
-                    content, split.images, split.labels, num_threads=num_threads
-                ),
+                accuracy=float(np.mean(correct)),
                 latency=timings.get(name),
                 params=(params or {}).get(name),
+                correct=correct,
             )
         )
     return records

@@ -1,0 +1,224 @@
+"""Measured results across machines: one small JSON file per CPU model.
+
+Timings differ from one CPU to the next, and they are no less valid for it. Each time a
+chapter is executed it records its measured verdicts and key ratios, with the machine card,
+in ``results/<cpu>.json`` of the book's checkout (:func:`record`); every chapter then shows
+this machine's figures beside every machine recorded so far (:func:`table`).
+
+A file holds::
+
+    {"machine": {"cpu": ..., "cores": ..., "python": ..., "versions": {...}},
+     "chapters": {"04_computation": {"recorded": "2026-11-30T00:12:00Z", "threads": 2,
+                                      "values": {"xnn_vs_ref": {"label": ..., "text": ...,
+                                                                "data": {...}}}}}}
+
+Writes are atomic (a temporary file, then ``os.replace``), so an interrupted run never
+leaves a half-written file; a file that is not valid JSON of this form is an error that
+names it, never silently replaced.
+
+Explained in book/reproducibility.md.
+
+Example:
+    >>> from mobileopt_ref import results
+    >>> results.record("04_computation", {"xnn": ("XNNPACK vs reference", ratio)}, card)  # doctest: +SKIP
+    >>> print(results.table("04_computation"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+RESULTS_ENV = "MOBILEOPT_RESULTS_DIR"
+
+
+class ResultsError(ValueError):
+    """A results file is unreadable or not of the expected form."""
+
+
+def default_results_dir() -> Path:
+    """Returns the results folder.
+
+    In order: the environment variable ``MOBILEOPT_RESULTS_DIR``; the ``results/`` folder
+    of the book's checkout when the current directory lies inside one (found by its
+    ``_toc.yml``); ``~/.cache/mobileopt_ref/results``.
+    """
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "src" / "mobileopt_ref").is_dir():
+            return folder / "results"
+    return Path.home() / ".cache" / "mobileopt_ref" / "results"
+
+
+def machine_slug(cpu: str) -> str:
+    """A file name for a CPU model: ``"Intel(R) Xeon(R) CPU @ 2.50GHz"`` -> ``"intel-xeon-cpu-2-50ghz"``.
+
+    Raises:
+        ValueError: if the name has no letter or digit.
+    """
+    text = re.sub(r"\((r|tm)\)", "", str(cpu).lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    if not slug:
+        raise ValueError(f"cannot make a file name from the CPU name {cpu!r}")
+    return slug
+
+
+def _clean(value):
+    """Plain JSON values; non-finite floats become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def describe(value) -> tuple:
+    """``(text, data)`` of a measured value for a results file.
+
+    A :class:`mobileopt_ref.stats.Ratio` becomes ``"1.93x (95 % CI 1.85-2.01), faster"``;
+    a :class:`mobileopt_ref.stats.McNemar` ``"89.4 % vs 88.7 %, not distinguishable (p = 0.21)"``;
+    a number its value with four significant digits; a string itself.
+
+    Raises:
+        TypeError: for any other kind of value.
+    """
+    from mobileopt_ref import stats  # noqa: PLC0415
+
+    if isinstance(value, stats.Ratio):
+        return f"{value.text()}, {value.speed_word}", value.to_dict()
+    if isinstance(value, stats.McNemar):
+        data = dataclasses.asdict(value)
+        text = (f"{100 * value.accuracy_a:.1f} % vs {100 * value.accuracy_b:.1f} %, "
+                f"{value.verdict} (p = {value.p_value:.2g})")
+        return text, data
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), value
+    if isinstance(value, (int, float)) or (hasattr(value, "item") and callable(value.item)):
+        number = float(value)
+        return f"{number:.4g}", _clean(number)
+    if isinstance(value, str):
+        return value, value
+    raise TypeError(f"cannot record a {type(value).__name__}; give a stats.Ratio, stats.McNemar, number or string")
+
+
+def _read(path: Path) -> dict:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ResultsError(f"results file {path} is unreadable ({err}); fix or delete it") from err
+    if not isinstance(content, dict) or not isinstance(content.get("chapters"), dict) or "machine" not in content:
+        raise ResultsError(f"results file {path} is not a results record (needs 'machine' and 'chapters')")
+    return content
+
+
+def record(chapter: str, values: dict, card, *, folder=None) -> Path:
+    """Records a chapter's measured values for this machine, replacing its earlier entry.
+
+    Args:
+        chapter: the notebook's name, e.g. ``"04_computation"``.
+        values: ``{key: (label, value)}``; ``value`` as :func:`describe` accepts.
+        card: the :class:`mobileopt_ref.env.MachineCard` of this run.
+        folder: the results folder (default :func:`default_results_dir`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: for an empty chapter name or no values.
+        ResultsError: if an existing file for this CPU is not a valid results record.
+        TypeError: for a value :func:`describe` does not accept.
+    """
+    if not isinstance(chapter, str) or not chapter.strip():
+        raise ValueError(f"chapter must be a non-empty name, got {chapter!r}")
+    if not values:
+        raise ValueError("record needs at least one value")
+    entries = {}
+    for key, item in values.items():
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise ValueError(f"value {key!r} must be a (label, value) pair, got {item!r}")
+        text, data = describe(item[1])
+        entries[str(key)] = {"label": item[0], "text": text, "data": _clean(data)}
+    folder = Path(folder) if folder is not None else default_results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{machine_slug(card.cpu)}.json"
+    content = _read(path) if path.exists() else {"chapters": {}}
+    content["machine"] = {"cpu": card.cpu, "cores": card.cores, "python": card.python,
+                          "versions": dict(card.versions)}
+    content["chapters"][chapter] = {
+        "recorded": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "threads": card.threads,
+        "values": entries,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_all(folder=None) -> dict:
+    """Every recorded machine: ``{slug: content}``, sorted by slug.
+
+    Raises:
+        ResultsError: if a file in the folder is not a valid results record.
+    """
+    folder = Path(folder) if folder is not None else default_results_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem: _read(p) for p in sorted(folder.glob("*.json"))}
+
+
+def table(chapter: str, card=None, *, folder=None) -> str:
+    """A markdown table of a chapter's recorded values on every machine.
+
+    One row per value, one column per machine (this machine's first, marked "this
+    machine"), each cell the recorded text; a value a machine did not record is blank.
+
+    Args:
+        chapter: the notebook's name.
+        card: this run's machine card (its column comes first), or ``None``.
+        folder: the results folder (default :func:`default_results_dir`).
+
+    Raises:
+        ValueError: if no machine has recorded the chapter.
+    """
+    machines = {slug: c for slug, c in load_all(folder).items() if chapter in c["chapters"]}
+    if not machines:
+        raise ValueError(f"no machine has recorded results for {chapter!r}; execute the chapter first")
+    here = machine_slug(card.cpu) if card is not None else None
+    order = sorted(machines, key=lambda s: (s != here, s))
+    labels = {}
+    for slug in order:
+        for key, entry in machines[slug]["chapters"][chapter]["values"].items():
+            labels.setdefault(key, entry["label"])
+    header = ["measured"]
+    for slug in order:
+        chap = machines[slug]["chapters"][chapter]
+        name = machines[slug]["machine"]["cpu"]
+        mark = " (this machine)" if slug == here else ""
+        header.append(f"{name}, {chap['threads']} threads, {chap['recorded'][:10]}{mark}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, label in labels.items():
+        cells = [label]
+        for slug in order:
+            entry = machines[slug]["chapters"][chapter]["values"].get(key)
+            cells.append(entry["text"] if entry else "")
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""Verdicts from measurements: paired accuracy tests and confidence intervals of speed-ups.
+
+The book's rule (DESIGN.md, "Asserts and verdicts"): an ``assert`` fails only when the code
+or a dependency is wrong, never because the CPU is slower, faster, different or busy. So
+anything timed is not asserted; it is measured, judged by a statistical test, and the
+*verdict* is glued into prose that reads true whichever way it comes out. This module
+computes those verdicts with scipy.stats:
+
+* two models on the same test images: an exact McNemar test
+  (:func:`mcnemar`, ``scipy.stats.binomtest`` on the discordant pairs);
+* two latency samples measured side by side in interleaved rounds
+  (:func:`mobileopt_ref.compute.compare_latency`): the ratio of their medians with a
+  bootstrap confidence interval that resamples whole rounds, so that a slow minute of the
+  machine, which hits every model of a round alike, widens the interval instead of
+  biasing it (:func:`latency_ratio`, ``scipy.stats.bootstrap``);
+* a verdict word from an interval and a null value (:func:`verdict`).
+
+Explained in notebooks/00_baseline.ipynb.
+
+Example:
+    >>> from mobileopt_ref import stats
+    >>> r = stats.mcnemar([1, 1, 0, 1], [1, 0, 0, 1])
+    >>> r.only_a, r.only_b, r.verdict
+    (1, 0, 'not distinguishable')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+LEVEL = 0.05
+"""Significance level of every verdict in the book (95 % intervals, p < 0.05)."""
+
+VERDICTS = ("above", "below", "not distinguishable")
+
+
+def _check_level(level) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    return float(level)
+
+
+def verdict(low: float, high: float, null: float = 1.0) -> str:
+    """The verdict of a confidence interval against a null value.
+
+    Args:
+        low, high: the interval, ``low <= high``.
+        null: the value of "no effect" (1.0 for a ratio, 0.0 for a difference).
+
+    Returns:
+        ``"above"`` if the whole interval lies above ``null``, ``"below"`` if it lies
+        below, else ``"not distinguishable"``.
+
+    Raises:
+        ValueError: for a non-finite bound or ``low > high``.
+    """
+    low, high, null = float(low), float(high), float(null)
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(null)):
+        raise ValueError(f"interval and null must be finite, got ({low}, {high}) and {null}")
+    if low > high:
+        raise ValueError(f"interval low {low} is above its high {high}")
+    if low > null:
+        return "above"
+    if high < null:
+        return "below"
+    return "not distinguishable"
+
+
+@dataclasses.dataclass(frozen=True)
+class McNemar:
+    """Two classifiers compared on the same images.
+
+    Attributes:
+        n: number of images.
+        accuracy_a, accuracy_b: top-1 accuracies in [0, 1].
+        only_a: images model A got right and model B wrong (discordant pairs).
+        only_b: images model B got right and model A wrong.
+        p_value: exact two-sided McNemar p-value, ``binomtest(only_a, only_a + only_b,
+            0.5)``; 1.0 when there is no discordant pair.
+        level: significance level of the verdict.
+        verdict: ``"A better"``, ``"B better"`` or ``"not distinguishable"``.
+    """
+
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    only_a: int
+    only_b: int
+    p_value: float
+    level: float
+    verdict: str
+
+    @property
+    def difference(self) -> float:
+        """``accuracy_b - accuracy_a``, in [-1, 1]."""
+        return self.accuracy_b - self.accuracy_a
+
+    @property
+    def phrase(self) -> str:
+        """A phrase for prose: "B is better (p = 0.003)" style, without model names."""
+        if self.verdict == "not distinguishable":
+            return f"not distinguishable at the {100 * (1 - self.level):.0f} % level (exact McNemar p = {self.p_value:.2g})"
+        word = "higher" if self.verdict == "B better" else "lower"
+        return f"significantly {word} (exact McNemar p = {self.p_value:.2g})"
+
+
+def _as_correct(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of per-image correctness, got shape {arr.shape}")
+    if arr.dtype != bool:
+        if not np.all(np.isin(arr, (0, 1))):
+            raise ValueError(f"{name} must hold booleans or 0/1 (image right or wrong)")
+        arr = arr.astype(bool)
+    return arr
+
+
+def mcnemar(correct_a, correct_b, *, level: float = LEVEL) -> McNemar:
+    """Exact McNemar test of two classifiers on the same images.
+
+    Only images where the two disagree carry information: if A and B were equally
+    accurate, each such image would be A's with probability 1/2, so
+    ``only_a ~ Binomial(only_a + only_b, 1/2)``; the p-value is that binomial test's
+    (``scipy.stats.binomtest``), exact for any count.
+
+    Args:
+        correct_a, correct_b: ``bool`` (or 0/1) arrays ``(n,)``: whether each model got
+            each image right, in the same image order.
+        level: significance level in (0, 1).
+
+    Returns:
+        A :class:`McNemar`.
+
+    Raises:
+        ValueError: for arrays of different lengths, empty arrays, values other than
+            booleans or 0/1, or a bad level.
+    """
+    level = _check_level(level)
+    a = _as_correct(correct_a, "correct_a")
+    b = _as_correct(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ValueError(f"correct_a and correct_b must cover the same images, got {a.size} and {b.size}")
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(b & ~a))
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(_scipy_stats.binomtest(only_a, discordant, 0.5).pvalue)
+    if p < level:
+        word = "A better" if only_a > only_b else "B better"
+    else:
+        word = "not distinguishable"
+    return McNemar(
+        n=int(a.size),
+        accuracy_a=float(a.mean()),
+        accuracy_b=float(b.mean()),
+        only_a=only_a,
+        only_b=only_b,
+        p_value=p,
+        level=level,
+        verdict=word,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Ratio:
+    """A ratio of two medians with its bootstrap confidence interval.
+
+    Attributes:
+        estimate: ``median(baseline) / median(variant)`` (> 1: the variant is faster).
+        low, high: the confidence interval.
+        confidence: its coverage, ``1 - level``.
+        method: ``"rounds"`` (paired bootstrap over interleaved rounds) or ``"samples"``
+            (independent bootstrap over single runs, when round structure is missing).
+        verdict: :func:`verdict` of the interval against 1: ``"above"`` (faster),
+            ``"below"`` (slower) or ``"not distinguishable"``.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    verdict: str
+
+    @property
+    def speed_word(self) -> str:
+        """``"faster"``, ``"slower"`` or ``"not distinguishable"`` (for speed-ups)."""
+        return {"above": "faster", "below": "slower"}.get(self.verdict, "not distinguishable")
+
+    def text(self, digits: int = 2) -> str:
+        """``"1.93x (95 % CI 1.85-2.01)"``."""
+        return (f"{self.estimate:.{digits}f}x ({100 * self.confidence:.0f} % CI "
+                f"{self.low:.{digits}f}-{self.high:.{digits}f})")
+
+    def to_dict(self) -> dict:
+        """Plain numbers and words, for a results record."""
+        return dataclasses.asdict(self)
+
+
+def _rounds(stats) -> list | None:
+    sizes = getattr(stats, "round_sizes", None)
+    if not sizes:
+        return None
+    x = np.asarray(stats.samples_ms, dtype=np.float64)
+    edges = np.cumsum((0, *sizes))
+    return [x[edges[i]:edges[i + 1]] for i in range(len(sizes))]
+
+
+def latency_ratio(baseline, variant, *, level: float = LEVEL, n_resamples: int = 2000,
+                  seed: int = 0, null: float = 1.0) -> Ratio:
+    """How many times faster ``variant`` is than ``baseline``, with a confidence interval.
+
+    The estimate is the ratio of medians, ``median(baseline) / median(variant)``. When
+    both were measured side by side by :func:`mobileopt_ref.compute.compare_latency` (they
+    carry ``round_sizes`` with the same number of rounds, at least 3), the interval comes
+    from a paired bootstrap over rounds: each resample draws rounds with replacement and
+    takes both models' samples from the *same* rounds, so the machine's drift between
+    rounds enters the interval. Otherwise the two samples are bootstrapped independently,
+    run by run. Both use ``scipy.stats.bootstrap`` with the percentile method.
+
+    Args:
+        baseline, variant: :class:`mobileopt_ref.compute.LatencyStats`.
+        level: ``1 - confidence``, in (0, 1).
+        n_resamples: bootstrap resamples (at least 100).
+        seed: seed of the resampling (the interval is reproducible for given samples).
+        null: the ratio the verdict is judged against (1.0: "no faster, no slower").
+
+    Returns:
+        A :class:`Ratio`.
+
+    Raises:
+        ValueError: for empty samples, a bad level or too few resamples.
+    """
+    level = _check_level(level)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}")
+    a = np.asarray(baseline.samples_ms, dtype=np.float64)
+    b = np.asarray(variant.samples_ms, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("latency_ratio needs two non-empty latency samples")
+    estimate = float(np.median(a) / np.median(b))
+    rng = np.random.default_rng(seed)
+    ra, rb = _rounds(baseline), _rounds(variant)
+    if ra is not None and rb is not None and len(ra) == len(rb) and len(ra) >= 3:
+        method = "rounds"
+
+        def statistic(idx, axis=-1):
+            idx = np.atleast_2d(idx)
+            out = np.empty(idx.shape[0])
+            for k, rows in enumerate(idx.astype(int)):
+                out[k] = np.median(np.concatenate([ra[i] for i in rows])) / np.median(
+                    np.concatenate([rb[i] for i in rows]))
+            return out if out.size > 1 else out[0]
+
+        result = _scipy_stats.bootstrap(
+            (np.arange(len(ra)),), statistic, vectorized=True, n_resamples=n_resamples,
+            confidence_level=1 - level, method="percentile", random_state=rng)
+    else:
+        method = "samples"
+
+        def statistic(x, y, axis=-1):
+            return np.median(x, axis=axis) / np.median(y, axis=axis)
+
+        result = _scipy_stats.bootstrap(
+            (a, b), statistic, vectorized=True, paired=False, n_resamples=n_resamples,
+            confidence_level=1 - level, method="percentile", random_state=rng)
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    low, high = min(low, estimate), max(high, estimate)
+    return Ratio(estimate=estimate, low=low, high=high, confidence=1 - level, method=method,
+                 verdict=verdict(low, high, null))
+
+
+def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) -> tuple:
+    """Exact (Clopper-Pearson) confidence interval of a proportion.
+
+    For counts such as dropped refreshes out of all refreshes, or images right out of all
+    images (``scipy.stats.binomtest(...).proportion_ci(method="exact")``).
+
+    Returns:
+        ``(low, high)`` in [0, 1].
+
+    Raises:
+        ValueError: for negative counts or ``successes > trials`` or ``trials == 0``.
+    """
+    level = _check_level(level)
+    for name, v in (("successes", successes), ("trials", trials)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if trials == 0 or successes > trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes} of {trials}")
+    ci = _scipy_stats.binomtest(int(successes), int(trials)).proportion_ci(1 - level, method="exact")
+    return float(ci.low), float(ci.high)

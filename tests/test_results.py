@@ -1,0 +1,65 @@
+"""Results across machines: atomic per-CPU records and the table every chapter shows."""
+
+import json
+
+import pytest
+
+from mobileopt_ref import compute, env, results, stats
+
+
+def _card(cpu="Intel(R) Xeon(R) CPU @ 2.50GHz", threads=2):
+    return env.MachineCard(cpu=cpu, cores=2, threads=threads, python="3.11.7", versions={"tensorflow": "2.21.0"})
+
+
+def _ratio():
+    a = compute.latency_stats([6.0, 6.1, 5.9, 6.2, 6.0, 6.1], [2, 2, 2])
+    b = compute.latency_stats([3.0, 3.1, 2.9, 3.2, 3.0, 3.1], [2, 2, 2])
+    return stats.latency_ratio(a, b)
+
+
+def test_machine_slug():
+    assert results.machine_slug("Intel(R) Xeon(R) CPU @ 2.50GHz") == "intel-xeon-cpu-2-50ghz"
+    assert results.machine_slug("AMD EPYC") == "amd-epyc"
+    with pytest.raises(ValueError, match="file name"):
+        results.machine_slug("@@")
+
+
+def test_record_and_table_across_machines(tmp_path):
+    r = _ratio()
+    results.record("04_computation", {"xnn": ("XNNPACK vs reference", r), "n": ("delegated nodes", 1)},
+                   _card(), folder=tmp_path)
+    results.record("04_computation", {"xnn": ("XNNPACK vs reference", r)}, _card("AMD EPYC"), folder=tmp_path)
+    results.record("05_memory", {"rss": ("RSS", 12.5)}, _card("AMD EPYC"), folder=tmp_path)
+    saved = json.loads((tmp_path / "amd-epyc.json").read_text())
+    assert set(saved["chapters"]) == {"04_computation", "05_memory"}  # recording one chapter keeps the others
+    assert saved["chapters"]["04_computation"]["values"]["xnn"]["data"]["verdict"] == "above"
+    table = results.table("04_computation", _card("AMD EPYC"), folder=tmp_path).splitlines()
+    assert "AMD EPYC, 2 threads" in table[0] and "(this machine)" in table[0]
+    assert table[0].index("AMD EPYC") < table[0].index("Xeon")  # this machine first
+    assert table[2].startswith(f"| XNNPACK vs reference | {r.text()}, faster | {r.text()}, faster |")
+    assert table[3] == "| delegated nodes |  | 1 |"  # not recorded on AMD: blank
+    with pytest.raises(ValueError, match="no machine"):
+        results.table("99_nothing", folder=tmp_path)
+
+
+def test_record_refuses_bad_values_and_keeps_a_corrupt_file(tmp_path):
+    with pytest.raises(ValueError, match="label, value"):
+        results.record("c", {"x": 1.0}, _card(), folder=tmp_path)
+    with pytest.raises(TypeError, match="cannot record"):
+        results.record("c", {"x": ("label", object())}, _card(), folder=tmp_path)
+    with pytest.raises(ValueError, match="at least one"):
+        results.record("c", {}, _card(), folder=tmp_path)
+    path = tmp_path / "amd-epyc.json"
+    path.write_text("{not json")
+    with pytest.raises(results.ResultsError, match="unreadable"):
+        results.record("c", {"x": ("label", 1.0)}, _card("AMD EPYC"), folder=tmp_path)
+    assert path.read_text() == "{not json"  # never silently replaced
+    assert [p.name for p in tmp_path.iterdir()] == ["amd-epyc.json"]  # no temporary file left
+
+
+def test_describe_mcnemar_and_numbers():
+    m = stats.mcnemar([1, 1, 0, 1], [1, 0, 0, 1])
+    text, data = results.describe(m)
+    assert text == "75.0 % vs 50.0 %, not distinguishable (p = 1)" and data["only_a"] == 1
+    assert results.describe(True) == ("yes", True)
+    assert results.describe(3.14159)[0] == "3.142"

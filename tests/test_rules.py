@@ -1,0 +1,64 @@
+"""The book's rule, checked: no notebook asserts a timed quantity (tests/timed_asserts.py)."""
+
+from pathlib import Path
+
+import pytest
+
+import timed_asserts
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_assert_on_a_timed_quantity(path):
+    findings = timed_asserts.scan_notebook(path)
+    assert not findings, (
+        f"{path.name} asserts timed quantities; measure them, judge them with mobileopt_ref.stats "
+        "and glue the verdict instead (DESIGN rule, CONTRIBUTING.md):\n" + "\n".join(map(str, findings)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exemption_gives_a_reason(path):
+    for finding in timed_asserts.scan_notebook(path, exempt=True):
+        assert len(finding.because.split()) >= 3, f"{path.name}: `# untimed:` without a reason: {finding}"
+
+
+PLANTED = [
+    # cell 0: measured side by side
+    "from mobileopt_ref import compute, stats\n"
+    "runs = compute.compare_latency({'a': a, 'b': b})\n"
+    "ratio = compute.speedup(runs['a'], runs['b'])\n"
+    "acc = 0.9\n",
+    # cell 1: the planted asserts, one per way a timed value reaches an assert
+    "assert acc > 0.8\n"                                   # untimed: not reported
+    "assert ratio > 1\n"                                   # a timed name
+    "assert runs['b'].p50_ms < 5\n"                        # a timed attribute of a timed name
+    "assert records[0].latency.p99_ms < 9\n"               # a timed attribute of anything
+    "faster = ratio > 1.2 and acc > 0.5\n"
+    "assert faster\n"                                      # propagated through a name
+    "assert all(s.p50_ms > 0 for s in runs.values())\n"    # through a comprehension
+    "r = stats.latency_ratio(runs['a'], runs['b'])\n"
+    "assert r.verdict == 'above'\n",                       # a verdict is timed too
+    # cell 2: a helper that times, and a name made untimed again
+    "import time\n"
+    "def took():\n    t = time.perf_counter()\n    return time.perf_counter() - t\n"
+    "assert took() < 1\n"
+    "ratio = 2.0\n"
+    "assert ratio == 2.0\n"                               # reassigned untimed: not reported
+    "assert runs['a'].p50_ms > 0  # untimed: a planted exemption with a reason\n",
+]
+
+
+def test_the_guard_catches_planted_timed_asserts():
+    findings = timed_asserts.scan_sources(PLANTED)
+    where = [(f.cell, f.line) for f in findings]
+    assert where == [(1, 2), (1, 3), (1, 4), (1, 6), (1, 7), (1, 9), (2, 5)], "\n".join(map(str, findings))
+    assert "perf_counter" not in findings[-1].because and "took" in findings[-1].because
+    exempt = timed_asserts.scan_sources(PLANTED, exempt=True)
+    assert [(f.cell, f.line, f.because) for f in exempt] == [(2, 8, "a planted exemption with a reason")]
+
+
+def test_the_guard_reports_invalid_code_with_its_cell():
+    with pytest.raises(SyntaxError, match="code cell 1"):
+        timed_asserts.scan_sources(["x = 1", "assert ("])

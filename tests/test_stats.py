@@ -1,0 +1,116 @@
+"""Verdicts: exact McNemar, bootstrap intervals of latency ratios, interval verdicts."""
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from mobileopt_ref import compute, stats
+
+
+def test_verdict_of_an_interval():
+    assert stats.verdict(1.1, 1.3) == "above"
+    assert stats.verdict(0.7, 0.9) == "below"
+    assert stats.verdict(0.9, 1.1) == "not distinguishable"
+    assert stats.verdict(-0.5, -0.1, null=0.0) == "below"
+    with pytest.raises(ValueError, match="above its high"):
+        stats.verdict(2.0, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        stats.verdict(float("nan"), 1.0)
+
+
+def test_mcnemar_counts_discordant_pairs_and_matches_the_binomial_test():
+    a = np.array([1, 1, 1, 0, 0, 1, 1, 0], dtype=bool)
+    b = np.array([1, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    r = stats.mcnemar(a, b)
+    assert (r.n, r.only_a, r.only_b) == (8, 3, 1)
+    assert r.accuracy_a == 5 / 8 and r.accuracy_b == 3 / 8 and r.difference == -2 / 8
+    # exact two-sided binomial: P(X <= 1 or X >= 3 | n=4, 1/2) = 10/16
+    assert r.p_value == pytest.approx(10 / 16)
+    assert r.verdict == "not distinguishable"
+
+
+def test_mcnemar_finds_a_real_difference_and_its_direction():
+    rng = np.random.default_rng(0)
+    a = rng.random(2000) < 0.85
+    b = a.copy()
+    b[np.flatnonzero(~a)[:60]] = True   # B fixes 60 of A's errors
+    b[np.flatnonzero(a)[:10]] = False   # and breaks 10 of A's right answers
+    r = stats.mcnemar(a, b)
+    assert (r.only_a, r.only_b) == (10, 60)
+    assert r.p_value == pytest.approx(scipy_stats.binomtest(10, 70, 0.5).pvalue)
+    assert r.p_value < 1e-6 and r.verdict == "B better"
+    assert stats.mcnemar(b, a).verdict == "A better"
+    assert "higher" in r.phrase
+
+
+def test_mcnemar_identical_models_and_bad_input():
+    a = np.array([True, False, True])
+    r = stats.mcnemar(a, a)
+    assert r.p_value == 1.0 and r.verdict == "not distinguishable"
+    with pytest.raises(ValueError, match="same images"):
+        stats.mcnemar([1, 0], [1, 0, 1])
+    with pytest.raises(ValueError, match="0/1"):
+        stats.mcnemar([0.2, 1], [1, 1])
+    with pytest.raises(ValueError, match="non-empty"):
+        stats.mcnemar([], [])
+    with pytest.raises(ValueError, match="level"):
+        stats.mcnemar(a, a, level=1.5)
+
+
+def _rounds(rng, center, rounds=10, per=20, drift=None):
+    drift = np.ones(rounds) if drift is None else drift
+    return compute.latency_stats(
+        np.concatenate([center * d * rng.gamma(50, 1 / 50, per) for d in drift]), [per] * rounds)
+
+
+def test_latency_ratio_covers_the_true_ratio_with_paired_rounds():
+    rng = np.random.default_rng(1)
+    drift = 1 + rng.random(10)  # the machine slows down and speeds up between rounds
+    base = _rounds(rng, 6.0, drift=drift)
+    fast = _rounds(rng, 3.0, drift=drift)
+    r = stats.latency_ratio(base, fast)
+    assert r.method == "rounds" and r.low <= r.estimate <= r.high
+    assert r.low < 2.0 < r.high or abs(r.estimate - 2.0) < 0.2
+    assert r.verdict == "above" and r.speed_word == "faster"
+    assert r.estimate == pytest.approx(np.median(base.samples_ms) / np.median(fast.samples_ms))
+    assert stats.latency_ratio(fast, base).verdict == "below"
+    assert stats.latency_ratio(base, fast) == r  # the seed makes the interval reproducible
+
+
+def test_latency_ratio_of_the_same_distribution_is_not_distinguishable():
+    rng = np.random.default_rng(2)
+    a, b = _rounds(rng, 4.0), _rounds(rng, 4.0)
+    r = stats.latency_ratio(a, b)
+    assert r.verdict == "not distinguishable" and r.low < 1 < r.high
+
+
+def test_latency_ratio_without_rounds_bootstraps_samples():
+    rng = np.random.default_rng(3)
+    a = compute.latency_stats(rng.gamma(50, 6 / 50, 300))
+    b = compute.latency_stats(rng.gamma(50, 2 / 50, 300))
+    r = stats.latency_ratio(a, b)
+    assert r.method == "samples" and r.verdict == "above" and 2.7 < r.estimate < 3.3
+    assert r.text().startswith(f"{r.estimate:.2f}x (95 % CI ")
+    with pytest.raises(ValueError, match="n_resamples"):
+        stats.latency_ratio(a, b, n_resamples=10)
+
+
+def test_latency_stats_checks_round_sizes():
+    with pytest.raises(ValueError, match="sum to the 3 samples"):
+        compute.latency_stats([1.0, 2.0, 3.0], [1, 1])
+
+
+def test_compare_latency_records_its_rounds(tiny_tflite):
+    runs = compute.compare_latency({"a": tiny_tflite, "b": tiny_tflite}, num_runs={"a": 12, "b": 7},
+                                   warmup=1, rounds=3)
+    assert runs["a"].round_sizes == (4, 4, 4) and runs["b"].round_sizes == (3, 2, 2)
+    assert stats.latency_ratio(runs["a"], runs["b"]).method == "rounds"
+
+
+def test_proportion_interval_is_exact():
+    low, high = stats.proportion_interval(10, 100)
+    ci = scipy_stats.binomtest(10, 100).proportion_ci(0.95, method="exact")
+    assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert stats.proportion_interval(0, 20)[0] == 0.0
+    with pytest.raises(ValueError, match="successes <= trials"):
+        stats.proportion_interval(5, 3)
