@@ -279,3 +279,34 @@ def test_accelerator_status_reports_without_paths_or_fallback():
         litert.accelerator_status(model, "tpu")
     with pytest.raises(ValueError, match="not a .tflite model"):
         litert.accelerator_status(b"nothing", "cpu")
+
+
+def test_conversions_are_cached_verified_and_rebuilt_when_corrupt(small_cnn, tiny_split, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    images = tiny_split.images[:8]
+    first = litert.to_tflite(small_cnn, "full_int8", representative_images=images)
+    key = litert.conversion_key(small_cnn, "full_int8", representative_images=images)
+    folder = tmp_path / "tflite" / key[:32]
+    assert (folder / "model.tflite").read_bytes() == first
+    assert litert.to_tflite(small_cnn, "full_int8", representative_images=images) == first
+    # Another mode, other calibration images, other weights: other keys.
+    assert litert.conversion_key(small_cnn, "float32") != key
+    assert litert.conversion_key(small_cnn, "full_int8", representative_images=images[:4]) != key
+    # A corrupt entry is never used: rebuilt, equal to a fresh conversion, and replaced.
+    (folder / "model.tflite").write_bytes(first[:-10] + b"0123456789")
+    again = litert.to_tflite(small_cnn, "full_int8", representative_images=images)
+    assert again == first and (folder / "model.tflite").read_bytes() == first
+    monkeypatch.setenv("MOBILEOPT_TFLITE_CACHE", "0")
+    assert litert.to_tflite(small_cnn, "full_int8", representative_images=images) == first  # deterministic
+    assert sorted(p.name for p in (tmp_path / "tflite").iterdir()) == [key[:32]]  # no stray temporary folders
+
+
+def test_conversion_key_follows_the_weights(small_cnn):
+    key = litert.conversion_key(small_cnn, "float32")
+    weights = small_cnn.get_weights()
+    small_cnn.set_weights([w + 1 for w in weights])
+    try:
+        assert litert.conversion_key(small_cnn, "float32") != key
+    finally:
+        small_cnn.set_weights(weights)
+    assert litert.conversion_key(small_cnn, "float32") == key

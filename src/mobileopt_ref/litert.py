@@ -124,6 +124,11 @@ def to_tflite(model, mode: str = "float32", *, representative_images=None, spars
             inference gets faster is up to the runtime (XNNPACK runs dense kernels on x86
             CPUs with AVX, see the pruning chapter).
 
+    Conversions are cached (:func:`conversion_key`: architecture, weights, settings,
+    calibration images, TensorFlow version) in the model cache's ``tflite/`` folder, each
+    entry verified by its SHA-256 and written atomically; ``MOBILEOPT_TFLITE_CACHE=0``
+    turns the cache off.
+
     Returns:
         The ``.tflite`` file content.
 
@@ -132,6 +137,108 @@ def to_tflite(model, mode: str = "float32", *, representative_images=None, spars
     """
     if mode not in CONVERSIONS:
         raise ValueError(f"mode must be one of {CONVERSIONS}, got {mode!r}")
+    if mode in ("full_int8", "int16x8"):
+        _representative(representative_images, mode)  # checks them before any work
+    key = conversion_key(model, mode, representative_images=representative_images, sparse=sparse)
+    if key is None:
+        return _convert(model, mode, representative_images, sparse)
+    cached = _read_conversion(key)
+    if cached is not None:
+        return cached
+    content = _convert(model, mode, representative_images, sparse)
+    _write_conversion(key, content, mode)
+    return content
+
+
+TFLITE_CACHE_ENV = "MOBILEOPT_TFLITE_CACHE"
+"""Set to ``0`` to convert every time instead of using the conversion cache."""
+
+_TFLITE_FILE = "model.tflite"
+_TFLITE_META = "meta.json"
+
+
+def conversion_key(model, mode: str, *, representative_images=None, sparse: bool = False) -> str | None:
+    """The conversion cache key of a Keras model and conversion settings, or ``None``.
+
+    SHA-256 over the model's architecture (``model.to_json()``), the shapes, dtypes and
+    bytes of its weights, the mode, the sparse flag, the calibration images (shape and
+    bytes, for calibrated modes) and the TensorFlow version: two conversions with the same
+    key are conversions of the same thing by the same converter. ``None`` when the model
+    cannot describe its architecture (a subclassed model): it is converted, not cached.
+    """
+    import hashlib  # noqa: PLC0415
+
+    from mobileopt_ref import models  # noqa: PLC0415 - models imports this module's users
+
+    try:
+        architecture = model.to_json()
+    except (NotImplementedError, TypeError, ValueError, AttributeError):
+        return None
+    h = hashlib.sha256()
+    for part in (architecture, models.weights_digest(model.get_weights()), mode, str(bool(sparse)),
+                 tf.__version__, "tflite-cache-1"):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    if mode in ("full_int8", "int16x8"):
+        images = np.ascontiguousarray(representative_images)
+        h.update(f"{images.dtype.str}{images.shape}".encode())
+        h.update(images.tobytes())
+    return h.hexdigest()
+
+
+def _conversion_folder(key: str) -> Path:
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    return models.default_cache_dir() / "tflite" / key[:32]
+
+
+def _read_conversion(key: str) -> bytes | None:
+    """The cached conversion for ``key`` if it is there and verified, else ``None``.
+
+    A missing, partial or corrupt entry (wrong key, size or SHA-256) is never used; it is
+    rebuilt and replaced.
+    """
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    if os.environ.get(TFLITE_CACHE_ENV, "1") == "0":
+        return None
+    folder = _conversion_folder(key)
+    try:
+        meta = json.loads((folder / _TFLITE_META).read_text(encoding="utf-8"))
+        content = (folder / _TFLITE_FILE).read_bytes()
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(meta, dict) or meta.get("key") != key or meta.get("size") != len(content)
+            or meta.get("sha256") != hashlib.sha256(content).hexdigest()):
+        return None
+    return content
+
+
+def _write_conversion(key: str, content: bytes, mode: str) -> None:
+    """Stores a conversion atomically (one folder rename); a failure to write is not fatal."""
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    if os.environ.get(TFLITE_CACHE_ENV, "1") == "0":
+        return
+    meta = {"key": key, "mode": mode, "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+            "tensorflow": tf.__version__}
+
+    def fill(tmp: Path) -> None:
+        (tmp / _TFLITE_FILE).write_bytes(content)
+        (tmp / _TFLITE_META).write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+
+    try:
+        models._replace_folder(_conversion_folder(key), fill)  # noqa: SLF001 - the cache's one writer
+    except OSError:
+        pass  # a read-only cache folder: the conversion is still returned
+
+
+def _convert(model, mode: str, representative_images, sparse: bool) -> bytes:
+    """The conversion itself (see :func:`to_tflite`)."""
     converter = _converter(model)
     optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
     if sparse:
