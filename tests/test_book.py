@@ -25,7 +25,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
                  "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
-                 "notebooks/05_memory.html", "notebooks/06_energy.html", "notebooks/07_ux.html", "book/reference.html"):
+                 "notebooks/05_memory.html", "notebooks/06_energy.html", "notebooks/07_ux.html", "book/reproducibility.html", "book/reference.html"):
         assert page in pages, f"{page} missing from the built site"
     # Numbers glued in the notebooks appear, formatted as the prose asks, in the pages.
     baseline, glued = _page_and_glue(html, "00_baseline")
@@ -35,7 +35,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert f"{float(glued['student_full_int8_ratio']):.2f}x" in quant
     assert f"{int(glued['bitexact_elements']):,}" in quant
     prune, glued = _page_and_glue(html, "02_pruning")
-    assert f"{float(glued['gzip_g75']):.2f}x" in prune
+    assert f"{float(glued['gzip_g75']):.3f}x" in prune
     assert f"{int(glued['n_prunable']):,}" in prune
     distil, glued = _page_and_glue(html, "03_distillation")
     assert f"{float(glued['acc_alone']):.2f} %" in distil
