@@ -231,8 +231,24 @@ def test_profile_ops_times_every_operator_beside_the_whole_model(small_cnn):
     assert sum(k["share"] for k in kinds.values()) == pytest.approx(1.0)
     assert sum(k["macs"] for k in kinds.values()) == counts["total"]
     assert list(kinds.values())[0]["ms"] == max(k["ms"] for k in kinds.values())
+    assert set(profile.runs) == {op["index"] for op in profile.ops}
+    assert all(profile.runs[op["index"]].p50_ms == op["p50_ms"] for op in profile.ops)
     with pytest.raises(ValueError, match="num_runs must be a positive integer"):
         compute.profile_ops(model, num_runs=0)
+    with pytest.raises(ValueError, match="at least one model"):
+        compute.profile_ops({})
+
+
+def test_profile_ops_of_several_models_share_their_rounds(small_cnn, small_cnn_int8):
+    from mobileopt_ref import litert, stats
+
+    models = {"float32": litert.to_tflite(small_cnn), "int8": small_cnn_int8}
+    profiles = compute.profile_ops(models, num_runs=9, warmup=1, rounds=3)
+    assert set(profiles) == {"float32", "int8"}
+    runs = {**profiles["float32"].all_runs("float32"), **profiles["int8"].all_runs("int8")}
+    assert {s.round_sizes for s in runs.values()} == {(3, 3, 3)}
+    share = stats.rounds_ratio(lambda m: m[("int8", "whole")] / m[("float32", "whole")], runs, n_resamples=200)
+    assert share.method == "rounds" and share.low <= share.estimate <= share.high
 
 
 def test_speedup_factors_multiply_to_the_total():

@@ -37,7 +37,8 @@ def test_markdown_table_with_one_baseline_per_model(tiny_tflite, tiny_split):
     import dataclasses
 
     (base,) = report.measure_variants({"a float": tiny_tflite}, tiny_split, latency=False)
-    half = dataclasses.replace(base, name="a small", size_bytes=base.size_bytes // 2, accuracy=base.accuracy - 0.012)
+    half = dataclasses.replace(base, name="a small", size_bytes=base.size_bytes // 2, accuracy=base.accuracy - 0.012,
+                               correct=None)
     other = dataclasses.replace(base, name="b float")
     table = report.to_markdown([base, half, other], baseline={"a small": "a float", "a float": "a float"})
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
@@ -54,6 +55,28 @@ def test_markdown_table_extra_columns_and_gzip_ratio(tiny_tflite, tiny_split):
     sparse = dataclasses.replace(base, name="sparse", gzip_bytes=base.gzip_bytes // 4, extra={"alpha": 0.75})
     table = report.to_markdown([base, sparse], baseline="dense", extra_columns={"sparsity": ("alpha", "{:.0%}")})
     header, _, dense_row, sparse_row = table.splitlines()
-    assert "| sparsity |" in header and header.endswith("| Δ accuracy | smaller | gzip smaller | faster |")
+    assert "| sparsity |" in header and header.endswith(
+        "| Δ accuracy (points) | smaller | gzip smaller | faster (95 % CI) |")
     assert "| 75% |" in sparse_row and "| 1.00x | 4.00x |" in sparse_row
     assert dense_row.split(" | ")[6] == ""  # no alpha in the dense record: a blank cell
+
+
+def test_markdown_table_carries_mcnemar_and_speedup_intervals(tiny_tflite, tiny_split):
+    import dataclasses
+
+    import numpy as np
+
+    from mobileopt_ref import stats
+
+    a, b = report.measure_variants({"a": tiny_tflite, "b": tiny_tflite}, tiny_split, num_runs=9, warmup=1, rounds=3)
+    assert a.correct.dtype == bool and a.correct.shape == (len(tiny_split.labels),)
+    flipped = a.correct.copy()
+    flipped[:5] = ~flipped[:5]
+    worse = dataclasses.replace(b, name="worse", correct=flipped, accuracy=float(np.mean(flipped)))
+    table = report.to_markdown([a, worse], baseline="a")
+    row = table.splitlines()[3]
+    p = stats.mcnemar(a.correct, flipped).p_value
+    ratio = stats.latency_ratio(a.latency, b.latency)
+    assert f"(p = {p:.2g})" in row
+    assert row.endswith(f"| {ratio.estimate:.2f}x ({ratio.low:.2f}-{ratio.high:.2f}) |")
+    assert table.splitlines()[2].endswith("| 1x |")  # the baseline against itself

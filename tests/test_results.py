@@ -31,6 +31,8 @@ def test_record_and_table_across_machines(tmp_path):
     results.record("04_computation", {"xnn": ("XNNPACK vs reference", r)}, _card("AMD EPYC"), folder=tmp_path)
     results.record("05_memory", {"rss": ("RSS", 12.5)}, _card("AMD EPYC"), folder=tmp_path)
     saved = json.loads((tmp_path / "amd-epyc.json").read_text())
+    assert (tmp_path / "amd-epyc.json").stat().st_mode & 0o777 == 0o644
+    assert list(saved["chapters"]["04_computation"]["values"]) == ["xnn"]
     assert set(saved["chapters"]) == {"04_computation", "05_memory"}  # recording one chapter keeps the others
     assert saved["chapters"]["04_computation"]["values"]["xnn"]["data"]["verdict"] == "above"
     table = results.table("04_computation", _card("AMD EPYC"), folder=tmp_path).splitlines()
@@ -54,7 +56,27 @@ def test_record_refuses_bad_values_and_keeps_a_corrupt_file(tmp_path):
     with pytest.raises(results.ResultsError, match="unreadable"):
         results.record("c", {"x": ("label", 1.0)}, _card("AMD EPYC"), folder=tmp_path)
     assert path.read_text() == "{not json"  # never silently replaced
-    assert [p.name for p in tmp_path.iterdir()] == ["amd-epyc.json"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "amd-epyc.json"]  # no temporary file left
+
+
+def test_values_keep_their_recorded_order(tmp_path):
+    values = {key: (f"label {key}", i) for i, key in enumerate(["z", "a", "m"])}
+    results.record("c", values, _card(), folder=tmp_path)
+    rows = results.table("c", folder=tmp_path).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| label z", "| label a", "| label m"]
+
+
+def test_concurrent_records_keep_every_chapter(tmp_path):
+    import threading
+
+    threads = [threading.Thread(target=results.record, args=(f"ch{i}", {"x": ("x", i)}, _card()),
+                                kwargs={"folder": tmp_path}) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    saved = json.loads((tmp_path / "intel-xeon-cpu-2-50ghz.json").read_text())
+    assert sorted(saved["chapters"]) == [f"ch{i}" for i in range(8)]
 
 
 def test_describe_mcnemar_and_numbers():

@@ -114,3 +114,33 @@ def test_proportion_interval_is_exact():
     assert stats.proportion_interval(0, 20)[0] == 0.0
     with pytest.raises(ValueError, match="successes <= trials"):
         stats.proportion_interval(5, 3)
+
+
+def test_rounds_ratio_of_several_medians_and_its_agreement_with_latency_ratio():
+    rng = np.random.default_rng(4)
+    drift = 1 + rng.random(10)
+    runs = {"a": _rounds(rng, 6.0, drift=drift), "b": _rounds(rng, 2.0, drift=drift), "c": _rounds(rng, 1.0, drift=drift)}
+    share = stats.rounds_ratio(lambda m: m["b"] / (m["a"] + m["b"] + m["c"]) / (1 / 3), runs)
+    assert share.method == "rounds" and share.low <= share.estimate <= share.high
+    assert share.estimate == pytest.approx(np.median(runs["b"].samples_ms) / sum(np.median(r.samples_ms) for r in runs.values()) * 3)
+    assert share.verdict == "below"  # b takes 2/9 of the time, less than a third
+    direct = stats.latency_ratio(runs["a"], runs["b"])
+    via = stats.rounds_ratio(lambda m: m["a"] / m["b"], {"a": runs["a"], "b": runs["b"]})
+    assert via.estimate == pytest.approx(direct.estimate) and via.verdict == direct.verdict
+    uneven = {"a": compute.latency_stats(runs["a"].samples_ms, [21] + [19] + [20] * 8), "b": runs["b"]}
+    assert stats.rounds_ratio(lambda m: m["a"] / m["b"], uneven).verdict == "above"
+    with pytest.raises(ValueError, match="same number of rounds"):
+        stats.rounds_ratio(lambda m: m["a"], {"a": compute.latency_stats([1.0, 2.0, 3.0])})
+
+
+def test_ratio_phrases_inversion_and_scaling():
+    r = stats.Ratio(2.0, 1.6, 2.5, 0.95, "rounds", "above")
+    assert r.than("one thread") == "faster than one thread"
+    inv = r.inverted()
+    assert (inv.estimate, inv.low, inv.high, inv.verdict) == (0.5, 0.4, 0.625, "below")
+    assert inv.than("X") == "slower than X"
+    per = inv.scaled(3.0)
+    assert (per.estimate, per.low, per.high, per.verdict) == (1.5, pytest.approx(1.2), 1.875, "above")
+    assert stats.Ratio(1.0, 0.9, 1.1, 0.95, "rounds", "not distinguishable").than("X") == "not distinguishable from X"
+    with pytest.raises(ValueError, match="positive"):
+        r.scaled(0)

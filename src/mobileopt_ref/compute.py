@@ -629,12 +629,26 @@ class OpProfile:
         whole: the whole model's :class:`LatencyStats`, measured in the same rounds.
         kernels: the kernel set used.
         num_threads: interpreter threads.
+        runs: ``{operator index: LatencyStats}``, every timed operator's samples (for
+            intervals of statistics of several medians,
+            :func:`mobileopt_ref.stats.rounds_ratio`).
     """
 
     ops: tuple
     whole: LatencyStats
     kernels: str
     num_threads: int
+    runs: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def all_runs(self, prefix=None) -> dict:
+        """``{(prefix, index): LatencyStats, (prefix, "whole"): ...}``: every sample of the profile.
+
+        Profiles measured in one :func:`profile_ops` call share their rounds, so their
+        ``all_runs`` merged form one side-by-side run.
+        """
+        out = {(prefix, index): s for index, s in self.runs.items()}
+        out[(prefix, "whole")] = self.whole
+        return out
 
     @property
     def sum_ms(self) -> float:
@@ -679,31 +693,47 @@ def profile_ops(
     once at load (:data:`TFLITE_MAC_FREE_OPS`) are not timed.
 
     Args:
-        model: ``.tflite`` bytes or path.
+        model: ``.tflite`` bytes or path; or ``{name: model}`` to profile several models
+            in one interleaved run (their operators and wholes all side by side).
         num_runs, warmup, rounds: as in :func:`compare_latency`.
         num_threads: interpreter threads.
         kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
         seed: seed of the random inputs.
 
+    Returns:
+        An :class:`OpProfile`, or ``{name: OpProfile}`` for a dict of models.
+
     Raises:
-        ValueError: for a bad run count, warm-up, kernel set or model, or an operator
-            :func:`tflite_macs` does not know.
+        ValueError: for a bad run count, warm-up, kernel set or model, no models, or an
+            operator :func:`tflite_macs` does not know.
     """
     _check_runs(num_runs, warmup, rounds)
-    counts = tflite_macs(model)
-    pieces = litert.single_op_models(model)
-    timed = {
-        row["index"]: piece for row, piece in zip(counts["ops"], pieces) if "once, at load" not in row["kind"]
-    }
+    several = isinstance(model, dict)
+    named = model if several else {None: model}
+    if not named:
+        raise ValueError("profile_ops needs at least one model")
+    pieces, rows = {}, {}
+    for name, m in named.items():
+        counts = tflite_macs(m)
+        for row, piece in zip(counts["ops"], litert.single_op_models(m)):
+            if "once, at load" not in row["kind"]:
+                pieces[(name, row["index"])], rows[(name, row["index"])] = piece, row
+        pieces[(name, "whole")] = m
     stats = compare_latency(
-        {"whole": model, **timed}, num_runs=num_runs, warmup=warmup, rounds=rounds,
+        pieces, num_runs=num_runs, warmup=warmup, rounds=rounds,
         num_threads=num_threads, kernels=kernels, seed=seed,
     )
-    ops = tuple(
-        dict(index=row["index"], op=row["op"], kind=row["kind"], macs=row["macs"], p50_ms=stats[row["index"]].p50_ms)
-        for row in counts["ops"] if row["index"] in timed
-    )
-    return OpProfile(ops=ops, whole=stats["whole"], kernels=kernels, num_threads=num_threads)
+    profiles = {}
+    for name in named:
+        keys = [key for key in rows if key[0] == name]
+        ops = tuple(
+            dict(index=rows[key]["index"], op=rows[key]["op"], kind=rows[key]["kind"], macs=rows[key]["macs"],
+                 p50_ms=stats[key].p50_ms)
+            for key in keys
+        )
+        profiles[name] = OpProfile(ops=ops, whole=stats[(name, "whole")], kernels=kernels,
+                                   num_threads=num_threads, runs={key[1]: stats[key] for key in keys})
+    return profiles if several else profiles[None]
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import importlib.metadata
 import logging
 import os
@@ -35,6 +36,10 @@ class MachineCard:
         threads: TensorFlow intra-op threads in use.
         python: Python version.
         versions: versions of TensorFlow, tf-keras, tfmot, LiteRT and numpy.
+        caches: ``{level: bytes}`` of core 0's data caches as the OS reports them
+            (:func:`cpu_caches`; empty where it does not).
+        simd: the SIMD extensions the CPU lists, ``{name: vector bits}``
+            (:func:`simd_extensions`).
     """
 
     cpu: str
@@ -42,6 +47,8 @@ class MachineCard:
     threads: int
     python: str
     versions: dict
+    caches: dict = dataclasses.field(default_factory=dict)
+    simd: dict = dataclasses.field(default_factory=dict)
 
     def to_markdown(self) -> str:
         """Returns the card as a two-column markdown table."""
@@ -49,6 +56,9 @@ class MachineCard:
             ("CPU", self.cpu),
             ("logical cores", str(self.cores)),
             ("threads used", str(self.threads)),
+            ("data caches", ", ".join(f"L{level} {size_text(n)}" for level, n in sorted(self.caches.items()))
+             or "not reported"),
+            ("SIMD", ", ".join(f"{name} ({bits}-bit)" for name, bits in self.simd.items()) or "not reported"),
             ("Python", self.python),
         ] + [(name, version) for name, version in self.versions.items()]
         lines = ["| item | value |", "|---|---|"]
@@ -65,6 +75,53 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def size_text(n: int) -> str:
+    """Bytes as ``"512 KiB"`` or ``"32 MiB"`` (binary units)."""
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n / 2**10:g} KiB"
+
+
+def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> dict:
+    """``{level: bytes}`` of core 0's data (and unified) caches, as Linux reports them.
+
+    Read from sysfs (``index*/level``, ``type``, ``size``). Returns ``{}`` where sysfs
+    does not exist (macOS, Windows) or reports nothing. A virtual machine reports what its
+    hypervisor passes through.
+    """
+    sizes = {}
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    for folder in sorted(glob.glob(os.path.join(root, "index*"))):
+        try:
+            def read(name, folder=folder):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    return f.read().strip()
+
+            if read("type") in ("Data", "Unified"):
+                size = read("size")
+                sizes[int(read("level"))] = int(size[:-1]) * units[size[-1]]
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+    return sizes
+
+
+_SIMD = {"sse2": ("SSE2", 128), "avx2": ("AVX2", 256), "avx512f": ("AVX-512", 512),
+         "avx512_vnni": ("AVX-512 VNNI", 512), "asimd": ("NEON", 128), "neon": ("NEON", 128)}
+
+
+def simd_extensions(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """``{extension: vector bits}`` of the SIMD extensions the CPU lists (SSE2, AVX2, AVX-512, NEON).
+
+    Read from the ``flags`` (x86) or ``Features`` (ARM) line of ``/proc/cpuinfo``;
+    ``{}`` where that file does not exist.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = {w for line in f if line.lower().startswith(("flags", "features"))
+                     for w in line.split(":", 1)[1].split()}
+    except OSError:
+        return {}
+    return dict(_SIMD[flag] for flag in _SIMD if flag in flags)
 
 
 def _version(dist: str) -> str:
@@ -136,6 +193,8 @@ def machine_card(threads: int | None = None) -> MachineCard:
         threads=int(threads),
         python=platform.python_version(),
         versions=versions,
+        caches=cpu_caches(),
+        simd=simd_extensions(),
     )
 
 

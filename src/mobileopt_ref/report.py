@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from mobileopt_ref import compute, litert
+from mobileopt_ref import compute, litert, stats
 
 
 @dataclasses.dataclass
@@ -136,13 +136,21 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
+def _paired(a: VariantRecord, b: VariantRecord) -> bool:
+    return a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct)
+
+
 def to_markdown(records: list, baseline=None, extra_columns: dict | None = None) -> str:
     """Formats records as a markdown table.
 
     Columns: size, gzip size, accuracy, p50 and p99 latency with the 95 % interval of the
     median, any ``extra_columns``, and, when a baseline is given, the accuracy change in
     percentage points and the size ratio, gzip-size ratio and speed-up relative to it
-    (all ``baseline / variant``, so larger is better).
+    (all ``baseline / variant``, so larger is better). The accuracy change carries the
+    exact McNemar p-value when both records hold per-image results on the same images
+    (:func:`mobileopt_ref.stats.mcnemar`); the speed-up carries its 95 % bootstrap interval
+    (:func:`mobileopt_ref.stats.latency_ratio`; measure the rows side by side, in one
+    :func:`measure_variants` call, for the interval to mean what it says).
 
     Args:
         records: :class:`VariantRecord` list.
@@ -170,7 +178,7 @@ def to_markdown(records: list, baseline=None, extra_columns: dict | None = None)
     extra_columns = dict(extra_columns or {})
     header = ["variant", "size", "gzip", "accuracy", "p50 ms (95 % CI)", "p99 ms", *extra_columns]
     if bases:
-        header += ["Δ accuracy", "smaller", "gzip smaller", "faster"]
+        header += ["Δ accuracy (points)", "smaller", "gzip smaller", "faster (95 % CI)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         if r.latency is not None:
@@ -187,11 +195,17 @@ def to_markdown(records: list, baseline=None, extra_columns: dict | None = None)
             if base is None:
                 cells += ["", "", "", ""]
             else:
-                cells.append(f"{100 * (r.accuracy - base.accuracy):+.1f}")
+                delta = f"{100 * (r.accuracy - base.accuracy):+.1f}"
+                if r is not base and _paired(base, r):
+                    delta += f" (p = {stats.mcnemar(base.correct, r.correct).p_value:.2g})"
+                cells.append(delta)
                 cells.append(f"{base.size_bytes / r.size_bytes:.2f}x")
                 cells.append(f"{base.gzip_bytes / r.gzip_bytes:.2f}x")
-                if base.latency is not None and r.latency is not None:
-                    cells.append(f"{compute.speedup(base.latency, r.latency):.2f}x")
+                if r is base:
+                    cells.append("1x")
+                elif base.latency is not None and r.latency is not None:
+                    ratio = stats.latency_ratio(base.latency, r.latency)
+                    cells.append(f"{ratio.estimate:.2f}x ({ratio.low:.2f}-{ratio.high:.2f})")
                 else:
                     cells.append("n/a")
         lines.append("| " + " | ".join(cells) + " |")

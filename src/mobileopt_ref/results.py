@@ -12,8 +12,9 @@ A file holds::
                                       "values": {"xnn_vs_ref": {"label": ..., "text": ...,
                                                                 "data": {...}}}}}}
 
-Writes are atomic (a temporary file, then ``os.replace``), so an interrupted run never
-leaves a half-written file; a file that is not valid JSON of this form is an error that
+Writes are atomic (a temporary file, then ``os.replace``) and serialised by a lock file,
+so an interrupted run never leaves a half-written file and two chapters run at once keep
+both entries; a file that is not valid JSON of this form is an error that
 names it, never silently replaced.
 
 Explained in book/reproducibility.md.
@@ -34,6 +35,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; records are still atomic
+    fcntl = None
 
 RESULTS_ENV = "MOBILEOPT_RESULTS_DIR"
 
@@ -153,23 +159,31 @@ def record(chapter: str, values: dict, card, *, folder=None) -> Path:
     folder = Path(folder) if folder is not None else default_results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{machine_slug(card.cpu)}.json"
-    content = _read(path) if path.exists() else {"chapters": {}}
-    content["machine"] = {"cpu": card.cpu, "cores": card.cores, "python": card.python,
-                          "versions": dict(card.versions)}
-    content["chapters"][chapter] = {
-        "recorded": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "threads": card.threads,
-        "values": entries,
-    }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(content, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Two chapters executing at once on one machine read, change and write the same file:
+    # an exclusive lock around the read-modify-write keeps both entries.
+    with open(folder / ".lock", "w", encoding="utf-8") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        content = _read(path) if path.exists() else {"chapters": {}}
+        content["machine"] = {"cpu": card.cpu, "cores": card.cores, "python": card.python,
+                              "caches": {str(k): v for k, v in getattr(card, "caches", {}).items()},
+                              "simd": dict(getattr(card, "simd", {})), "versions": dict(card.versions)}
+        content["chapters"][chapter] = {
+            "recorded": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "threads": card.threads,
+            "values": entries,
+        }
+        content["chapters"] = dict(sorted(content["chapters"].items()))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(content, f, indent=1)  # values keep the order they were recorded in
+                f.write("\n")
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is ordinary data
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -195,6 +195,29 @@ class Ratio:
         return (f"{self.estimate:.{digits}f}x ({100 * self.confidence:.0f} % CI "
                 f"{self.low:.{digits}f}-{self.high:.{digits}f})")
 
+    def than(self, other: str) -> str:
+        """The verdict as a phrase: ``"faster than X"``, ``"slower than X"`` or ``"not distinguishable from X"``."""
+        return {"above": f"faster than {other}", "below": f"slower than {other}"}.get(
+            self.verdict, f"not distinguishable from {other}")
+
+    def inverted(self) -> "Ratio":
+        """The reciprocal ratio, ``1 / estimate`` with the interval ``(1 / high, 1 / low)``."""
+        if self.low <= 0:
+            raise ValueError(f"cannot invert an interval that reaches {self.low}")
+        return Ratio(1 / self.estimate, 1 / self.high, 1 / self.low, self.confidence, self.method,
+                     verdict(1 / self.high, 1 / self.low))
+
+    def scaled(self, factor: float, null: float = 1.0) -> "Ratio":
+        """The ratio times an exact positive ``factor`` (a ratio of counts, say), judged against ``null``.
+
+        For example, a time ratio ``T_a / T_b`` inverted and scaled by ``MACs_a / MACs_b``
+        is the ratio of MACs per second, with its interval.
+        """
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive number, got {factor!r}")
+        low, high = self.low * factor, self.high * factor
+        return Ratio(self.estimate * factor, low, high, self.confidence, self.method, verdict(low, high, null))
+
     def to_dict(self) -> dict:
         """Plain numbers and words, for a results record."""
         return dataclasses.asdict(self)
@@ -270,6 +293,69 @@ def latency_ratio(baseline, variant, *, level: float = LEVEL, n_resamples: int =
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     low, high = min(low, estimate), max(high, estimate)
     return Ratio(estimate=estimate, low=low, high=high, confidence=1 - level, method=method,
+                 verdict=verdict(low, high, null))
+
+
+def rounds_ratio(statistic, runs: dict, *, null: float = 1.0, level: float = LEVEL,
+                 n_resamples: int = 2000, seed: int = 0) -> Ratio:
+    """Any ratio built from several models' medians, with a bootstrap interval over rounds.
+
+    :func:`latency_ratio` covers one model against another; this covers statistics of many
+    medians measured side by side in one :func:`mobileopt_ref.compute.compare_latency` run,
+    such as "share of the time spent in depthwise operators over their share of the MACs".
+    Each resample draws interleaved rounds with replacement and recomputes every model's
+    median from the same rounds, then the statistic (``scipy.stats.bootstrap``, percentile
+    method).
+
+    Args:
+        statistic: a function of ``{name: median}`` returning a positive number. During
+            resampling the medians are arrays (one value per resample), so write it with
+            arithmetic that works element-wise (``+ - * /``, ``sum``), not ``if``.
+        runs: ``{name: LatencyStats}`` from one ``compare_latency`` call (same number of
+            rounds for every model, at least 3).
+        null: the value the verdict is judged against.
+        level, n_resamples, seed: as in :func:`latency_ratio`.
+
+    Returns:
+        A :class:`Ratio` (method ``"rounds"``).
+
+    Raises:
+        ValueError: for runs without a common round structure, a bad level or too few
+            resamples.
+    """
+    level = _check_level(level)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}")
+    split = {name: _rounds(s) for name, s in runs.items()}
+    counts = {len(r) if r is not None else 0 for r in split.values()}
+    if not runs or len(counts) != 1 or min(counts) < 3:
+        raise ValueError("rounds_ratio needs LatencyStats from one compare_latency run, "
+                         "with the same number of rounds (>= 3) for every model")
+    n_rounds = counts.pop()
+    equal = {tuple(s.round_sizes) for s in runs.values()}
+    if len(equal) == 1 and len(set(next(iter(equal)))) == 1:
+        # every model ran the same invokes in every round: a (round, invoke) matrix each
+        blocks = {name: np.asarray(s.samples_ms, dtype=np.float64).reshape(n_rounds, -1) for name, s in runs.items()}
+
+        def medians(idx):
+            return {name: np.median(b[idx].reshape(len(idx), -1), axis=1) for name, b in blocks.items()}
+    else:
+        def medians(idx):
+            return {name: np.array([np.median(np.concatenate([r[i] for i in row])) for row in idx])
+                    for name, r in split.items()}
+
+    def resampled(idx, axis=-1):
+        idx = np.atleast_2d(idx).astype(int)
+        value = np.asarray(statistic(medians(idx)), dtype=np.float64)
+        return value if value.size > 1 else value.item()
+
+    estimate = float(statistic({name: float(np.median(s.samples_ms)) for name, s in runs.items()}))
+    result = _scipy_stats.bootstrap(
+        (np.arange(n_rounds),), resampled, vectorized=True, n_resamples=n_resamples,
+        confidence_level=1 - level, method="percentile", random_state=np.random.default_rng(seed))
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    low, high = min(low, estimate), max(high, estimate)
+    return Ratio(estimate=estimate, low=low, high=high, confidence=1 - level, method="rounds",
                  verdict=verdict(low, high, null))
 
 
