@@ -144,3 +144,17 @@ def test_ratio_phrases_inversion_and_scaling():
     assert stats.Ratio(1.0, 0.9, 1.1, 0.95, "rounds", "not distinguishable").than("X") == "not distinguishable from X"
     with pytest.raises(ValueError, match="positive"):
         r.scaled(0)
+
+
+def test_p_text_and_mcnemar_notes():
+    assert stats.p_text(0.0362) == "p = 0.036" and stats.p_text(3e-9) == "p < 0.0001"
+    with pytest.raises(ValueError, match="p-value"):
+        stats.p_text(1.5)
+    rng = np.random.default_rng(5)
+    a = rng.random(500) < 0.5
+    b = a | (rng.random(500) < 0.3)
+    m = stats.mcnemar(a, b)
+    assert m.note == "significantly higher, exact McNemar p < 0.0001" and "p < 0.0001" in m.phrase
+    assert stats.mcnemar(a, a).note == "not distinguishable, exact McNemar p = 1"
+    r = stats.Ratio(1.0, 0.9, 1.1, 0.95, "rounds", "not distinguishable")
+    assert r.than("float32", quantity="speed") == "not distinguishable in speed from float32"

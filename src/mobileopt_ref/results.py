@@ -94,7 +94,8 @@ def describe(value) -> tuple:
     """``(text, data)`` of a measured value for a results file.
 
     A :class:`mobileopt_ref.stats.Ratio` becomes ``"1.93x (95 % CI 1.85-2.01), faster"``;
-    a :class:`mobileopt_ref.stats.McNemar` ``"89.4 % vs 88.7 %, not distinguishable (p = 0.21)"``;
+    a :class:`mobileopt_ref.stats.McNemar` ``"89.4 % vs 88.7 %, not distinguishable (p = 0.21)"``
+    (or ``"first better"``, ``"second better"``: label it "A vs B");
     a number its value with four significant digits; a string itself.
 
     Raises:
@@ -106,8 +107,9 @@ def describe(value) -> tuple:
         return f"{value.text()}, {value.speed_word}", value.to_dict()
     if isinstance(value, stats.McNemar):
         data = dataclasses.asdict(value)
+        word = {"A better": "first better", "B better": "second better"}.get(value.verdict, value.verdict)
         text = (f"{100 * value.accuracy_a:.1f} % vs {100 * value.accuracy_b:.1f} %, "
-                f"{value.verdict} (p = {value.p_value:.2g})")
+                f"{word} ({stats.p_text(value.p_value)})")
         return text, data
     if isinstance(value, bool):
         return ("yes" if value else "no"), value

@@ -101,11 +101,26 @@ class McNemar:
 
     @property
     def phrase(self) -> str:
-        """A phrase for prose: "B is better (p = 0.003)" style, without model names."""
+        """B's accuracy against A's, for prose: ``"significantly higher (exact McNemar p = 0.003)"``,
+        ``"significantly lower (...)"`` or ``"not distinguishable at the 95 % level (...)"``."""
         if self.verdict == "not distinguishable":
-            return f"not distinguishable at the {100 * (1 - self.level):.0f} % level (exact McNemar p = {self.p_value:.2g})"
+            return f"not distinguishable at the {100 * (1 - self.level):.0f} % level (exact McNemar {p_text(self.p_value)})"
         word = "higher" if self.verdict == "B better" else "lower"
-        return f"significantly {word} (exact McNemar p = {self.p_value:.2g})"
+        return f"significantly {word} (exact McNemar {p_text(self.p_value)})"
+
+    @property
+    def note(self) -> str:
+        """A shorter form for tables and parentheses: ``"significantly higher, exact McNemar p = 0.036"``."""
+        word = {"B better": "significantly higher", "A better": "significantly lower"}.get(self.verdict, self.verdict)
+        return f"{word}, exact McNemar {p_text(self.p_value)}"
+
+
+def p_text(p: float) -> str:
+    """A p-value for prose: ``"p = 0.036"`` (two significant digits) or ``"p < 0.0001"``."""
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a p-value lies in [0, 1], got {p}")
+    return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
 
 
 def _as_correct(x, name: str) -> np.ndarray:
@@ -195,10 +210,13 @@ class Ratio:
         return (f"{self.estimate:.{digits}f}x ({100 * self.confidence:.0f} % CI "
                 f"{self.low:.{digits}f}-{self.high:.{digits}f})")
 
-    def than(self, other: str) -> str:
-        """The verdict as a phrase: ``"faster than X"``, ``"slower than X"`` or ``"not distinguishable from X"``."""
-        return {"above": f"faster than {other}", "below": f"slower than {other}"}.get(
-            self.verdict, f"not distinguishable from {other}")
+    def than(self, other: str, *, quantity: str | None = None) -> str:
+        """The verdict as a phrase: ``"faster than X"``, ``"slower than X"`` or ``"not distinguishable from X"``.
+
+        With ``quantity="speed"`` the last reads ``"not distinguishable in speed from X"``.
+        """
+        neutral = f"not distinguishable in {quantity} from {other}" if quantity else f"not distinguishable from {other}"
+        return {"above": f"faster than {other}", "below": f"slower than {other}"}.get(self.verdict, neutral)
 
     def inverted(self) -> "Ratio":
         """The reciprocal ratio, ``1 / estimate`` with the interval ``(1 / high, 1 / low)``."""
