@@ -46,15 +46,18 @@ PLANTED = [
     "assert took() < 1\n"
     "ratio = 2.0\n"
     "assert ratio == 2.0\n"                               # reassigned untimed: not reported
-    "assert runs['a'].p50_ms > 0  # untimed: a planted exemption with a reason\n",
+    "assert runs['a'].p50_ms > 0  # untimed: a planted exemption with a reason\n"
+    "s = runs['a']\n"
+    "assert all(s > 0 for s in [1, 2])\n"                # s rebound over untimed values: not reported
+    "assert all(s > 0 for s in runs.values())\n",        # s rebound over timed values: reported
 ]
 
 
 def test_the_guard_catches_planted_timed_asserts():
     findings = timed_asserts.scan_sources(PLANTED)
     where = [(f.cell, f.line) for f in findings]
-    assert where == [(1, 2), (1, 3), (1, 4), (1, 6), (1, 7), (1, 9), (2, 5)], "\n".join(map(str, findings))
-    assert "perf_counter" not in findings[-1].because and "took" in findings[-1].because
+    assert where == [(1, 2), (1, 3), (1, 4), (1, 6), (1, 7), (1, 9), (2, 5), (2, 11)], "\n".join(map(str, findings))
+    assert "perf_counter" not in findings[-2].because and "took" in findings[-2].because
     exempt = timed_asserts.scan_sources(PLANTED, exempt=True)
     assert [(f.cell, f.line, f.because) for f in exempt] == [(2, 8, "a planted exemption with a reason")]
 

@@ -158,3 +158,22 @@ def test_p_text_and_mcnemar_notes():
     assert stats.mcnemar(a, a).note == "not distinguishable, exact McNemar p = 1"
     r = stats.Ratio(1.0, 0.9, 1.1, 0.95, "rounds", "not distinguishable")
     assert r.than("float32", quantity="speed") == "not distinguishable in speed from float32"
+
+
+def test_worded_ratios_and_clauses():
+    r = stats.Ratio(2.1, 1.9, 2.3, 0.95, "rounds", "above").worded("longer", "shorter")
+    assert r.word == "longer" and r.than("a warm inference") == "longer than a warm inference"
+    assert r.clause("X") == "longer than X (2.10x, 95 % CI 1.90-2.30)"
+    assert r.inverted().word == "shorter" and r.inverted().words == r.words  # below 1 now, same words
+    assert r.scaled(2.0).words == ("longer", "shorter")
+    assert stats.Ratio(1.0, 0.9, 1.1, 0.95, "rounds", "not distinguishable").word == "not distinguishable"
+
+
+def test_over_median_uses_the_order_statistic_interval():
+    sample = compute.latency_stats(np.linspace(1.0, 3.0, 201))
+    r = stats.over_median(6.0, sample)
+    lo, hi = compute.median_confidence_interval(sample.samples_ms, 0.95)
+    assert r.estimate == pytest.approx(3.0) and (r.low, r.high) == (pytest.approx(6 / hi), pytest.approx(6 / lo))
+    assert r.method == "median interval" and r.verdict == "above"
+    with pytest.raises(ValueError, match="positive number"):
+        stats.over_median(0, sample)

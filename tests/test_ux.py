@@ -1,5 +1,6 @@
 """Tests of the user-experience module: tail statistics, cold start, frame timelines, downloads."""
 
+import math
 import threading
 
 import numpy as np
@@ -82,9 +83,27 @@ def test_a_worker_thread_keeps_the_ui_smooth_when_inference_is_slow():
     assert worker.skipped > 0                 # the queue let stale frames go
 
 
+def test_a_minimum_inference_time_forces_the_ui_thread_to_drop_frames(small_cnn):
+    # A fast model held to 1.5 frame budgets: the UI thread can draw at most one refresh in
+    # every (min_inference + render) / budget, on any CPU; a worker keeps the UI in time.
+    tfl = litert.to_tflite(small_cnn)
+    fps, render_ms = 30, 1.0
+    min_ms = 1.5 * ux.frame_budget_ms(fps)
+    ui = ux.run_timeline(tfl, fps=fps, duration_s=1.0, design="ui", render_ms=render_ms, min_inference_ms=min_ms)
+    forced = ui.ticks - math.floor(ui.ticks * ux.frame_budget_ms(fps) / (min_ms + render_ms) + 1e-9)
+    assert ui.dropped_ui >= forced > 0, (ui.dropped_ui, forced)
+    assert all(end - start >= min_ms / 1e3 for _, start, end in ui.inferences)
+    worker = ux.run_timeline(tfl, fps=fps, duration_s=1.0, design="worker", render_ms=render_ms,
+                             min_inference_ms=min_ms)
+    assert all(end - start >= min_ms / 1e3 for _, start, end in worker.inferences)
+    assert worker.skipped > 0 and len(worker.ui_frames) == worker.ticks
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"min_inference_ms": -1}, "min_inference_ms must be a non-negative time"),
+        ({"min_inference_ms": float("nan")}, "min_inference_ms must be a non-negative time"),
         ({"fps": 0}, "the frame rate must be a positive number"),
         ({"fps": -60}, "the frame rate must be a positive number"),
         ({"duration_s": 0}, "duration_s must be positive"),
@@ -120,3 +139,26 @@ def test_download_time():
         ux.download_seconds(1000, 0.0)
     with pytest.raises(ValueError, match="size_bytes must be a non-negative number of bytes"):
         ux.download_seconds(-1, 10.0)
+
+
+def test_forced_drops_is_the_design_floor():
+    assert ux.forced_drops(180, 120, 21.5) == 180 - math.floor(180 * (1000 / 120) / 21.5)
+    assert ux.forced_drops(45, 30, 21.5) == 0  # a 21.5 ms frame fits the 33.3 ms budget
+    assert ux.forced_drops(0, 60, 10.0) == 0
+    with pytest.raises(ValueError, match="ticks"):
+        ux.forced_drops(-1, 60, 10.0)
+    with pytest.raises(ValueError, match="frame_ms"):
+        ux.forced_drops(10, 60, 0)
+
+
+def test_compare_drops_pairs_refreshes():
+    def timeline(dropped, ticks=10):
+        return ux.Timeline(design="ui", fps=60, arrivals=np.arange(ticks) / 60, inferences=[], ui_frames=[],
+                           dropped_refreshes=tuple(dropped), skipped=0, end_to_end_ms=np.array([]))
+
+    ui, worker = timeline(range(1, 9)), timeline([])
+    assert ui.shown.tolist() == [False] * 8 + [True] * 2
+    m = ux.compare_drops(ui, worker)
+    assert (m.only_a, m.only_b, m.verdict) == (0, 8, "B better")
+    with pytest.raises(ValueError, match="same refreshes"):
+        ux.compare_drops(ui, timeline([], ticks=5))

@@ -104,6 +104,8 @@ class _Scanner:
             for gen in node.generators:
                 if self.why_timed(gen.iter):
                     self.timed_names |= _target_names(gen.target)
+                else:  # the comprehension rebinds its targets: an earlier timed name is shadowed
+                    self.timed_names -= _target_names(gen.target)
             parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
             parts += [cond for gen in node.generators for cond in gen.ifs]
             parts += [gen.iter for gen in node.generators]

@@ -104,7 +104,7 @@ def describe(value) -> tuple:
     from mobileopt_ref import stats  # noqa: PLC0415
 
     if isinstance(value, stats.Ratio):
-        return f"{value.text()}, {value.speed_word}", value.to_dict()
+        return f"{value.text()}, {value.word}", value.to_dict()
     if isinstance(value, stats.McNemar):
         data = dataclasses.asdict(value)
         word = {"A better": "first better", "B better": "second better"}.get(value.verdict, value.verdict)

@@ -101,8 +101,11 @@ class McNemar:
 
     @property
     def phrase(self) -> str:
-        """B's accuracy against A's, for prose: ``"significantly higher (exact McNemar p = 0.003)"``,
-        ``"significantly lower (...)"`` or ``"not distinguishable at the 95 % level (...)"``."""
+        """The verdict on B's accuracy against A's, as a phrase for prose.
+
+        One of ``"significantly higher (exact McNemar p = 0.003)"``, ``"significantly lower
+        (...)"`` or ``"not distinguishable at the 95 % level (...)"``.
+        """
         if self.verdict == "not distinguishable":
             return f"not distinguishable at the {100 * (1 - self.level):.0f} % level (exact McNemar {p_text(self.p_value)})"
         word = "higher" if self.verdict == "B better" else "lower"
@@ -110,7 +113,10 @@ class McNemar:
 
     @property
     def note(self) -> str:
-        """A shorter form for tables and parentheses: ``"significantly higher, exact McNemar p = 0.036"``."""
+        """The verdict in a shorter form, for tables and parentheses.
+
+        For example ``"significantly higher, exact McNemar p = 0.036"``.
+        """
         word = {"B better": "significantly higher", "A better": "significantly lower"}.get(self.verdict, self.verdict)
         return f"{word}, exact McNemar {p_text(self.p_value)}"
 
@@ -199,11 +205,31 @@ class Ratio:
     confidence: float
     method: str
     verdict: str
+    words: tuple = ("faster", "slower")
 
     @property
     def speed_word(self) -> str:
         """``"faster"``, ``"slower"`` or ``"not distinguishable"`` (for speed-ups)."""
         return {"above": "faster", "below": "slower"}.get(self.verdict, "not distinguishable")
+
+    @property
+    def word(self) -> str:
+        """The verdict in this ratio's words: ``words[0]`` above 1, ``words[1]`` below, else "not distinguishable"."""
+        return {"above": self.words[0], "below": self.words[1]}.get(self.verdict, "not distinguishable")
+
+    def worded(self, above: str, below: str) -> "Ratio":
+        """The same ratio with other verdict words, for ratios that are not speed-ups.
+
+        ``latency_ratio(warm, cold)`` of a cold start against a warm inference reads
+        better as ``.worded("longer", "shorter")``.
+        """
+        return dataclasses.replace(self, words=(str(above), str(below)))
+
+    def clause(self, other: str) -> str:
+        """A clause that reads true for any verdict: ``"longer than X (2.10x, 95 % CI 1.90-2.30)"``."""
+        head = self.than(other)
+        return (f"{head} ({self.estimate:.2f}x, {100 * self.confidence:.0f} % CI "
+                f"{self.low:.2f}-{self.high:.2f})")
 
     def text(self, digits: int = 2) -> str:
         """``"1.93x (95 % CI 1.85-2.01)"``."""
@@ -211,19 +237,25 @@ class Ratio:
                 f"{self.low:.{digits}f}-{self.high:.{digits}f})")
 
     def than(self, other: str, *, quantity: str | None = None) -> str:
-        """The verdict as a phrase: ``"faster than X"``, ``"slower than X"`` or ``"not distinguishable from X"``.
+        """The verdict as a phrase: ``"faster than X"``, ``"slower than X"`` or ``"not distinguishable from X"``
+        (with :meth:`worded` words instead of faster/slower).
 
         With ``quantity="speed"`` the last reads ``"not distinguishable in speed from X"``.
         """
         neutral = f"not distinguishable in {quantity} from {other}" if quantity else f"not distinguishable from {other}"
-        return {"above": f"faster than {other}", "below": f"slower than {other}"}.get(self.verdict, neutral)
+        return {"above": f"{self.words[0]} than {other}", "below": f"{self.words[1]} than {other}"}.get(
+            self.verdict, neutral)
 
     def inverted(self) -> "Ratio":
-        """The reciprocal ratio, ``1 / estimate`` with the interval ``(1 / high, 1 / low)``."""
+        """The reciprocal ratio, ``1 / estimate`` with the interval ``(1 / high, 1 / low)``.
+
+        The verdict words stay as they are: they name what "above 1" means for the ratio
+        at hand, so choose them (:meth:`worded`) for the inverted ratio's meaning.
+        """
         if self.low <= 0:
             raise ValueError(f"cannot invert an interval that reaches {self.low}")
         return Ratio(1 / self.estimate, 1 / self.high, 1 / self.low, self.confidence, self.method,
-                     verdict(1 / self.high, 1 / self.low))
+                     verdict(1 / self.high, 1 / self.low), self.words)
 
     def scaled(self, factor: float, null: float = 1.0) -> "Ratio":
         """The ratio times an exact positive ``factor`` (a ratio of counts, say), judged against ``null``.
@@ -234,7 +266,8 @@ class Ratio:
         if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
             raise ValueError(f"factor must be a positive number, got {factor!r}")
         low, high = self.low * factor, self.high * factor
-        return Ratio(self.estimate * factor, low, high, self.confidence, self.method, verdict(low, high, null))
+        return Ratio(self.estimate * factor, low, high, self.confidence, self.method, verdict(low, high, null),
+                     self.words)
 
     def to_dict(self) -> dict:
         """Plain numbers and words, for a results record."""
@@ -375,6 +408,42 @@ def rounds_ratio(statistic, runs: dict, *, null: float = 1.0, level: float = LEV
     low, high = min(low, estimate), max(high, estimate)
     return Ratio(estimate=estimate, low=low, high=high, confidence=1 - level, method="rounds",
                  verdict=verdict(low, high, null))
+
+
+def over_median(value: float, sample, *, level: float = LEVEL) -> Ratio:
+    """A fixed value (a published figure, a modelled time) over a measured sample's median.
+
+    The interval comes from the median's distribution-free confidence interval
+    (:func:`mobileopt_ref.compute.median_confidence_interval`, order statistics), since the
+    value itself carries no sampling error: ``(value / high, value / low)``.
+
+    Args:
+        value: a positive number in the sample's unit.
+        sample: a :class:`mobileopt_ref.compute.LatencyStats` (or anything with
+            ``samples_ms``).
+        level: ``1 - confidence``.
+
+    Returns:
+        A :class:`Ratio` with method ``"median interval"``, judged against 1.
+
+    Raises:
+        ValueError: for a non-positive value, an empty sample or a sample whose interval
+            reaches 0.
+    """
+    from mobileopt_ref import compute  # noqa: PLC0415 - compute imports litert, TensorFlow
+
+    level = _check_level(level)
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"value must be a positive number, got {value!r}")
+    x = np.asarray(sample.samples_ms, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("over_median needs a non-empty sample")
+    lo, hi = compute.median_confidence_interval(x, 1 - level)
+    if lo <= 0:
+        raise ValueError("the sample's median interval reaches 0; the ratio is unbounded")
+    low, high = value / hi, value / lo
+    estimate = value / float(np.median(x))
+    return Ratio(estimate, low, high, 1 - level, "median interval", verdict(low, high))
 
 
 def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) -> tuple:

@@ -365,6 +365,58 @@ class Timeline:
         """Share of display ticks without a new UI frame in time."""
         return self.dropped_ui / self.ticks
 
+    @property
+    def shown(self) -> np.ndarray:
+        """``bool`` array ``(ticks,)``: whether refresh ``j = 1 .. ticks`` showed a new UI frame.
+
+        Two timelines of the same length pair refresh by refresh, for an exact McNemar test
+        of their drops (:func:`compare_drops`).
+        """
+        return ~np.isin(np.arange(1, self.ticks + 1), self.dropped_refreshes)
+
+
+def forced_drops(ticks: int, fps, frame_ms) -> int:
+    """Refreshes a UI thread must drop when each of its frames takes at least ``frame_ms``.
+
+    A thread that needs at least ``frame_ms`` per frame finishes at most one frame every
+    ``frame_ms``, so of ``ticks`` refreshes at most ``floor(ticks * budget / frame_ms)``
+    can show a new frame; the rest are dropped on any CPU, however fast (a slower or busier
+    one only drops more). This is the design floor the UX chapter asserts.
+
+    Args:
+        ticks: display refreshes in the run (non-negative integer).
+        fps: frame rate (positive).
+        frame_ms: the least time per UI-thread frame, in milliseconds (positive).
+
+    Returns:
+        ``max(0, ticks - floor(ticks * budget_ms / frame_ms))``.
+
+    Raises:
+        ValueError: for a negative tick count, a non-positive rate or frame time.
+    """
+    budget = frame_budget_ms(fps)
+    if isinstance(ticks, bool) or not isinstance(ticks, (int, np.integer)) or ticks < 0:
+        raise ValueError(f"ticks must be a non-negative integer, got {ticks!r}")
+    if not (isinstance(frame_ms, (int, float)) and math.isfinite(frame_ms) and frame_ms > 0):
+        raise ValueError(f"frame_ms must be a positive time, got {frame_ms!r}")
+    return max(0, int(ticks) - math.floor(ticks * budget / frame_ms + 1e-9))
+
+
+def compare_drops(ui: "Timeline", worker: "Timeline"):
+    """The worker design's dropped refreshes against the UI-thread design's, refresh by refresh.
+
+    An exact McNemar test (:func:`mobileopt_ref.stats.mcnemar`) on ``ui.shown`` (A) and
+    ``worker.shown`` (B): ``"B better"`` means the worker dropped significantly fewer.
+
+    Raises:
+        ValueError: if the two timelines have different numbers of refreshes.
+    """
+    from mobileopt_ref import stats  # noqa: PLC0415
+
+    if ui.ticks != worker.ticks:
+        raise ValueError(f"timelines must have the same refreshes to pair, got {ui.ticks} and {worker.ticks}")
+    return stats.mcnemar(ui.shown, worker.shown)
+
 
 def _spin(seconds: float) -> None:
     """Busy work on the calling thread (holding the GIL, as Python UI code would)."""
@@ -401,7 +453,8 @@ def _end_to_end(inferences, ui_frames, arrivals, fps: float) -> np.ndarray:
 
 
 def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker", render_ms: float = 2.0,
-                 num_threads: int = 1, kernels: str = "xnnpack", warmup: int = 5) -> Timeline:
+                 num_threads: int = 1, kernels: str = "xnnpack", warmup: int = 5,
+                 min_inference_ms: float = 0.0) -> Timeline:
     """Runs a camera-to-screen loop for ``duration_s`` with real LiteRT inference.
 
     A camera delivers frame ``k`` at ``k / fps``, and the display refreshes at the same
@@ -426,19 +479,28 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
         num_threads: interpreter threads.
         kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
         warmup: invokes before the run starts.
+        min_inference_ms: the least time an inference keeps its thread (non-negative):
+            after ``invoke`` returns, the thread sleeps (releasing the GIL, as a thread
+            waiting for a slower processor or an accelerator does) until this long has
+            passed since the invoke started. 0 (the default) adds nothing. It lets a
+            timeline show a slower device's inference time on any CPU: a UI-thread frame
+            then takes at least ``min_inference_ms + render_ms``, whatever the CPU.
 
     Returns:
         A :class:`Timeline`.
 
     Raises:
-        ValueError: for a non-positive frame rate or duration, a negative render time, or
-            an unknown design.
+        ValueError: for a non-positive frame rate or duration, a negative render or
+            minimum inference time, or an unknown design.
     """
     fps = _check_rate(fps)
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be positive, got {duration_s!r}")
     if not (isinstance(render_ms, (int, float)) and math.isfinite(render_ms) and render_ms >= 0):
         raise ValueError(f"render_ms must be a non-negative time, got {render_ms!r}")
+    if isinstance(min_inference_ms, bool) or not (isinstance(min_inference_ms, (int, float))
+                                                    and math.isfinite(min_inference_ms) and min_inference_ms >= 0):
+        raise ValueError(f"min_inference_ms must be a non-negative time, got {min_inference_ms!r}")
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
     interpreter = compute.prepared_interpreter(model, num_threads, kernels)
@@ -447,11 +509,17 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
     ticks = max(1, int(round(duration_s * fps)))
     arrivals = np.arange(ticks) / fps
     render_s = render_ms / 1e3
+    min_inference_s = min_inference_ms / 1e3
     inferences, ui_frames = [], []
     t0 = time.perf_counter() + 0.05
 
     def now():
         return time.perf_counter() - t0
+
+    def infer(start):
+        interpreter.invoke()
+        while (rest := t0 + start + min_inference_s - time.perf_counter()) > 0:
+            time.sleep(rest)
 
     if design == "ui":
         tick = 0
@@ -459,7 +527,7 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
             _sleep_until(t0 + tick / fps)
             tick = max(tick, min(ticks - 1, int(now() * fps)))   # ticks that passed while busy are lost
             start = now()
-            interpreter.invoke()
+            infer(start)
             inferred = now()
             inferences.append((tick, start, inferred))
             _spin(render_s)
@@ -480,7 +548,7 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
         def worker():
             while (frame := queue.get()) is not None:
                 start = now()
-                interpreter.invoke()
+                infer(start)
                 end = now()
                 with lock:
                     inferences.append((frame, start, end))
