@@ -89,3 +89,47 @@ def test_reference_page_documents_every_public_module():
     )
     for module in modules:
         assert f".. automodule:: mobileopt_ref.{module}" in text, f"{module} missing from book/reference.md"
+
+
+def _rendered_markdown(path):
+    """The notebook's markdown cells with glued values put in, as the site shows them."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    glued = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            key = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                glued[key] = out["data"]["application/papermill.record/text/plain"]
+
+    def value(match):
+        key, _, fmt = match.group(1).partition(":")
+        assert key in glued, f"{path.name}: the prose cites the glue key {key!r}, which no cell glues"
+        try:
+            v = ast.literal_eval(glued[key])
+        except (ValueError, SyntaxError):
+            v = glued[key]
+        return format(v, fmt) if fmt else str(v)
+
+    return [re.sub(r"\{glue:(?:text|md)\}`([^`]+)`", value, cell.source) for cell in nb.cells
+            if cell.cell_type == "markdown"]
+
+
+SOURCE_MARKERS = ("published", "reported", "quoted", "{doc}", "et al.", "paper", "README", "blog", "Table", "page")
+
+
+def test_every_speedup_in_the_prose_carries_an_interval_or_a_source():
+    # The re-run-anywhere rule: a speed-up measured here is stated with its confidence
+    # interval; a figure from elsewhere says where it comes from.
+    speedup = re.compile(r"\d+(?:\.\d+)?x\b[^.;]*?\b(?:faster|slower|speed)|(?:faster|slower|speed-up)[^.;]*?\b\d+(?:\.\d+)?x\b")
+    bare = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for chunk in _rendered_markdown(path):
+            for paragraph in re.split(r"\n\s*\n|\n(?=[-|] )", chunk):
+                text = " ".join(paragraph.split())
+                for sentence in re.split(r"(?<=[.;])\s+", text):
+                    if speedup.search(sentence) and "CI" not in sentence and not any(
+                            m in paragraph for m in SOURCE_MARKERS):
+                        bare.append(f"{path.name}: {sentence}")
+    assert not bare, "speed-ups without an interval or a source:\n" + "\n".join(bare)
