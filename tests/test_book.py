@@ -133,3 +133,20 @@ def test_every_speedup_in_the_prose_carries_an_interval_or_a_source():
                             m in paragraph for m in SOURCE_MARKERS):
                         bare.append(f"{path.name}: {sentence}")
     assert not bare, "speed-ups without an interval or a source:\n" + "\n".join(bare)
+
+
+def test_every_accuracy_comparison_in_the_prose_carries_a_mcnemar_verdict():
+    # Two models on the same test images are compared with an exact McNemar test; a
+    # paragraph that states an accuracy difference states the test's verdict (or quotes
+    # a figure from elsewhere with its source).
+    difference = re.compile(r"\d+(?:\.\d+)?\s*(?:percentage\s+)?points?\b|(?:more|less) accurate"
+                            r"|accuracy[^.;]*\b(?:higher|lower|better|worse)\b")
+    bare = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for chunk in _rendered_markdown(path):
+            for paragraph in re.split(r"\n\s*\n|\n(?=[-|] )", chunk):
+                text = " ".join(paragraph.split())
+                if (difference.search(text) and not re.search(r"McNemar|\bp [=<] ", text)
+                        and not any(m in paragraph for m in SOURCE_MARKERS)):
+                    bare.append(f"{path.name}: {text[:300]}")
+    assert not bare, "accuracy comparisons without a McNemar verdict:\n" + "\n".join(bare)
