@@ -57,14 +57,18 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
 def _page_and_glue(html, name):
     page = (html / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
     assert "{glue" not in page, f"an unresolved glue role in {name}"
-    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    return page, _glued(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
+
+
+def _glued(nb):
+    """``{key: text/plain}`` of every value a notebook's cells glued."""
     glued = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             key = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if key:
                 glued[key] = out["data"]["application/papermill.record/text/plain"]
-    return page, glued
+    return glued
 
 
 def test_every_modelled_figure_is_labelled_as_modelled():
@@ -96,12 +100,7 @@ def _rendered_markdown(path):
     import ast
 
     nb = nbformat.read(path, as_version=4)
-    glued = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            key = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key:
-                glued[key] = out["data"]["application/papermill.record/text/plain"]
+    glued = _glued(nb)
 
     def value(match):
         key, _, fmt = match.group(1).partition(":")

@@ -393,11 +393,18 @@ def default_cache_dir() -> Path:
     """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
+    root = checkout_root()
+    return root / "cache" if root is not None else Path.home() / ".cache" / "mobileopt_ref"
+
+
+def checkout_root() -> Path | None:
+    """The book's checkout that holds the current directory (found by its ``_toc.yml`` and
+    ``src/mobileopt_ref``), or ``None`` outside one."""
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file() and (folder / "src" / "mobileopt_ref").is_dir():
-            return folder / "cache"
-    return Path.home() / ".cache" / "mobileopt_ref"
+            return folder
+    return None
 
 
 class CacheError(Exception):

@@ -57,11 +57,10 @@ def default_results_dir() -> Path:
     """
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV])
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file() and (folder / "src" / "mobileopt_ref").is_dir():
-            return folder / "results"
-    return Path.home() / ".cache" / "mobileopt_ref" / "results"
+    from mobileopt_ref import models  # noqa: PLC0415 - models loads TensorFlow
+
+    root = models.checkout_root()
+    return root / "results" if root is not None else Path.home() / ".cache" / "mobileopt_ref" / "results"
 
 
 def machine_slug(cpu: str) -> str:
