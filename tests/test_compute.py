@@ -41,20 +41,33 @@ def test_compare_latency_interleaves_and_returns_every_model(tiny_tflite):
         {"a": tiny_tflite, "b": tiny_tflite}, num_runs=12, warmup=1, rounds=4
     )
     assert list(result) == ["a", "b"]
-    assert all(stats.runs == 12 for stats in result.values())
-    ratio = compute.speedup(result["a"], result["b"])
-    assert 0.2 < ratio < 5.0  # the same model twice: no order-of-magnitude difference
+    assert all(stats.runs == 12 and stats.round_sizes == (3, 3, 3, 3) for stats in result.values())
 
 
-def test_reference_kernels_are_slower_than_xnnpack(tiny_tflite):
-    result = compute.compare_latency(
-        {"ref": tiny_tflite, "xnn": tiny_tflite},
-        kernels={"ref": "reference", "xnn": "xnnpack"},
-        num_runs=20,
-        warmup=2,
-        rounds=5,
-    )
-    assert compute.speedup(result["ref"], result["xnn"]) > 1.5
+def test_compare_latency_rotates_the_order_and_routes_kernels(tiny_tflite, monkeypatch):
+    # Which model runs first in a round changes from round to round, and each model runs
+    # on the kernels asked for it (timings themselves are never asserted).
+    calls, kernels_used = [], {}
+    real = compute.prepared_interpreter
+
+    def recording(model, num_threads=2, kernels="xnnpack", seed=0):
+        interpreter = real(model, num_threads, kernels, seed)
+        kernels_used[id(interpreter)] = kernels
+        return interpreter
+
+    def timing(interpreter, n):
+        calls.append(kernels_used[id(interpreter)])
+        return [1.0] * n
+
+    monkeypatch.setattr(compute, "prepared_interpreter", recording)
+    monkeypatch.setattr(compute, "_time_invokes", timing)
+    compute.compare_latency({"ref": tiny_tflite, "xnn": tiny_tflite, "builtin": tiny_tflite},
+                            kernels={"ref": "reference", "xnn": "xnnpack", "builtin": "builtin"},
+                            num_runs=3, warmup=1, rounds=3)
+    warmups, timed = calls[:3], calls[3:]
+    assert warmups == ["reference", "xnnpack", "builtin"]
+    assert timed == ["reference", "xnnpack", "builtin", "xnnpack", "builtin", "reference",
+                     "builtin", "reference", "xnnpack"]
 
 
 @pytest.mark.parametrize(
@@ -280,10 +293,9 @@ def test_compare_latency_takes_threads_per_model(tiny_tflite):
         compute.compare_latency({"one": tiny_tflite}, kernels={}, num_runs=2, warmup=0, rounds=1)
 
 
-def test_roofline_the_matrix_product_is_compute_bound_and_the_addition_memory_bound():
+def test_roofline_measures_both_roofs_and_its_ridge():
     roof = compute.measure_roofline(num_runs=6, warmup=1, shapes=[(64, 512, 512), (128, 256, 128)], elements=4 * 2**20)
-    add_rate = 4 * 2**20 / (roof["add"].p50_ms * 1e-3) / 1e9  # one operation per element
-    assert roof["peak_gflops"] > 10 * add_rate
+    assert roof["peak_gflops"] > 0 and roof["bandwidth_gbs"] > 0  # how far apart: measured, not asserted
     assert roof["peak_gflops"] == max(roof["matmul"].values())
     assert set(roof["matmul"]) == {(64, 512, 512), (128, 256, 128)}
     with pytest.raises(ValueError, match="at least one matrix-product shape"):
