@@ -85,3 +85,17 @@ def test_describe_mcnemar_and_numbers():
     assert text == "75.0 % vs 50.0 %, not distinguishable (p = 1)" and data["only_a"] == 1
     assert results.describe(True) == ("yes", True)
     assert results.describe(3.14159)[0] == "3.142"
+
+
+def test_the_committed_results_are_valid_and_name_every_chapter_they_hold():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "results"
+    machines = results.load_all(folder)  # raises on a malformed file
+    assert machines, "results/ holds no machine: execute the chapters (make execute) and commit results/"
+    chapters = {p.stem for p in (folder.parent / "notebooks").glob("*.ipynb")}
+    for slug, content in machines.items():
+        assert slug == results.machine_slug(content["machine"]["cpu"])
+        assert set(content["chapters"]) <= chapters, f"{slug}: results for chapters that do not exist"
+        for chapter in content["chapters"]:
+            assert results.table(chapter, folder=folder).count("\n") >= 2

@@ -214,7 +214,11 @@ class Ratio:
 
     @property
     def word(self) -> str:
-        """The verdict in this ratio's words: ``words[0]`` above 1, ``words[1]`` below, else "not distinguishable"."""
+        """The verdict in this ratio's own words.
+
+        ``words[0]`` when the interval lies above 1, ``words[1]`` when below, else
+        ``"not distinguishable"``.
+        """
         return {"above": self.words[0], "below": self.words[1]}.get(self.verdict, "not distinguishable")
 
     def worded(self, above: str, below: str) -> "Ratio":
