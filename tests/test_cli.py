@@ -39,3 +39,15 @@ def test_retrain_check_of_a_distilled_entry_without_shipped_entries_fails_withou
     assert cli.main(["retrain-check", "student-kd"]) == 1
     assert "student-kd: no valid shipped entry" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_retrain_check_of_a_qat_entry_without_shipped_entries_fails_without_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "student-qat8"]) == 1
+    assert "student-qat8: no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_retrain_check_refuses_an_unknown_entry_and_lists_the_shipped_ones():
+    with pytest.raises(SystemExit, match=r"unknown entry 'student-qat3'; choose from teacher, student, .*student-qat-w2a8"):
+        cli.main(["retrain-check", "student-qat3"])

@@ -59,56 +59,78 @@ def _train(args) -> int:
     return 0
 
 
-def _shipped_pruned(names):
-    """The pruned and distilled entries to check: ``[(label, recipe)]``, ``student-<name>``."""
-    from mobileopt_ref import distillation, pruning  # noqa: PLC0415
+def _shipped_derived(names):
+    """The pruned, distilled and quantization-aware entries to check: ``[(label, recipe)]``,
+    labelled ``student-<recipe name>``."""
+    from mobileopt_ref import distillation, pruning, quantization  # noqa: PLC0415
 
     entries = {f"student-{r.name}": r for r in pruning.STUDENT_RECIPES.values()}
     entries.update({f"student-{r.name}": r for r in distillation.STUDENT_RECIPES.values()})
+    entries.update({f"student-{r.name}": r for r in quantization.STUDENT_QAT_RECIPES.values()})
     return [(label, r) for label, r in entries.items() if not names or label in names]
 
 
+def _load_shipped(config, recipe):
+    """The shipped entry of ``config`` (made by ``recipe``, if any), or ``None``."""
+    from mobileopt_ref import distillation, models, pruning, quantization  # noqa: PLC0415
+
+    if recipe is None:
+        return models.load_cached(config)
+    if isinstance(recipe, distillation.DistillRecipe):
+        key = recipe.key(config.key(), models.TEACHER.key())
+        return models.load_entry(f"{config.name}-{recipe.name}-{key[:16]}", key,
+                                 lambda: models.build_mobilenet_v2(config.alpha, config.resolution,
+                                                                   bn_momentum=config.bn_momentum))
+    if isinstance(recipe, quantization.QATRecipe):
+        return quantization.load_cached_qat(config, recipe)
+    return pruning.load_cached_pruned(config, recipe)
+
+
+def _remake(config, recipe) -> dict:
+    """Makes the entry of ``config`` (and ``recipe``) anew; returns its record with the digest."""
+    from mobileopt_ref import distillation, models, pruning, quantization  # noqa: PLC0415
+
+    if recipe is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return models.load_or_train(config, tmp, retrain=True)[1]
+    if isinstance(recipe, distillation.DistillRecipe):
+        teacher, _ = models.load_or_train(models.TEACHER, verbose=False)
+        model, fresh = distillation.distill(config, teacher, recipe, teacher_key=models.TEACHER.key())
+    else:
+        base, _ = models.load_or_train(config, verbose=False)
+        make = quantization.quantization_aware_train if isinstance(recipe, quantization.QATRecipe) \
+            else pruning.prune_and_fine_tune
+        model, fresh = make(base, config, recipe)
+    fresh["weights_sha256"] = models.weights_digest(model.get_weights())
+    return fresh
+
+
 def _retrain_check(args) -> int:
-    from mobileopt_ref import distillation, env, models, pruning  # noqa: PLC0415
+    from mobileopt_ref import env, models  # noqa: PLC0415
 
     env.setup(figures=False)
-    pruned_labels = {label for label, _ in _shipped_pruned([])}
-    model_names = [n for n in args.models if n not in pruned_labels]
-    pruned_names = [n for n in args.models if n in pruned_labels]
+    derived_labels = {label for label, _ in _shipped_derived([])}
+    model_names = [n for n in args.models if n not in derived_labels]
+    unknown = [n for n in model_names if n not in ("teacher", "student")]
+    if unknown:
+        raise SystemExit(f"unknown entry {unknown[0]!r}; choose from teacher, student, "
+                         f"{', '.join(sorted(derived_labels))}")
+    derived_names = [n for n in args.models if n in derived_labels]
     failures = 0
     checks = []
     if model_names or not args.models:
         checks += [(config.name, config, None) for config in _configs(model_names)]
-    if pruned_names or not args.models:
-        checks += [(label, models.STUDENT, recipe) for label, recipe in _shipped_pruned(pruned_names)]
+    if derived_names or not args.models:
+        checks += [(label, models.STUDENT, recipe) for label, recipe in _shipped_derived(derived_names)]
     for label, config, recipe in checks:
-        distilled = isinstance(recipe, distillation.DistillRecipe)
-        if recipe is None:
-            cached = models.load_cached(config)
-        elif distilled:
-            key = recipe.key(config.key(), models.TEACHER.key())
-            cached = models.load_entry(f"{config.name}-{recipe.name}-{key[:16]}", key,
-                                       lambda: models.build_mobilenet_v2(config.alpha, config.resolution,
-                                                                         bn_momentum=config.bn_momentum))
-        else:
-            cached = pruning.load_cached_pruned(config, recipe)
+        cached = _load_shipped(config, recipe)
         if cached is None:
             # Nothing to compare with; `mobileopt train` (or the notebook) makes the entry.
             print(f"{label}: no valid shipped entry in {models.default_cache_dir()}", file=sys.stderr)
             failures += 1
             continue
         _, shipped = cached
-        if recipe is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                _, fresh = models.load_or_train(config, tmp, retrain=True)
-        elif distilled:
-            teacher, _ = models.load_or_train(models.TEACHER, verbose=False)
-            model, fresh = distillation.distill(config, teacher, recipe, teacher_key=models.TEACHER.key())
-            fresh["weights_sha256"] = models.weights_digest(model.get_weights())
-        else:
-            base, _ = models.load_or_train(config, verbose=False)
-            model, fresh = pruning.prune_and_fine_tune(base, config, recipe)
-            fresh["weights_sha256"] = models.weights_digest(model.get_weights())
+        fresh = _remake(config, recipe)
         same = fresh["weights_sha256"] == shipped["weights_sha256"]
         failures += not same
         print(
@@ -140,7 +162,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_train)
     p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
     p.add_argument("models", nargs="*",
-                   help="teacher, student, student-<pruning or distillation recipe> (default: every shipped entry)")
+                   help="teacher, student, student-<pruning, distillation or QAT recipe> (default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     args = parser.parse_args(argv)
     return args.func(args)

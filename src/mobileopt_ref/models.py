@@ -384,6 +384,29 @@ def fine_tune(
     return history
 
 
+def fine_tune_record(config: TrainConfig, recipe, key: str, history: dict) -> dict:
+    """The cache record of a model fine-tuned from ``config``'s trained model by ``recipe``.
+
+    Args:
+        config: the base model's config.
+        recipe: a dataclass (a pruning or QAT recipe), stored as a dict.
+        key: the entry's key.
+        history: what :func:`fine_tune` returned.
+
+    Returns:
+        ``{"recipe", "base", "key", "history", "train_seconds", "machine"}``: the history
+        without its wall time, which goes to ``train_seconds`` (s), and the machine card.
+    """
+    return {
+        "recipe": dataclasses.asdict(recipe),
+        "base": config.entry_name(),
+        "key": key,
+        "history": {k: v for k, v in history.items() if k != "seconds"},
+        "train_seconds": history["seconds"],
+        "machine": dataclasses.asdict(env.machine_card(config.threads)),
+    }
+
+
 def default_cache_dir() -> Path:
     """Returns the model cache directory.
 

@@ -1026,14 +1026,7 @@ def prune_and_fine_tune(model, config, recipe: PruningRecipe, *, verbose: bool =
     )
     if recipe.method in ("magnitude", "2:4"):
         trained = tfmot.sparsity.keras.strip_pruning(trained)
-    record = {
-        "recipe": dataclasses.asdict(recipe),
-        "base": config.entry_name(),
-        "key": recipe.key(config.key()),
-        "history": {k: v for k, v in history.items() if k != "seconds"},
-        "train_seconds": history["seconds"],
-        "machine": dataclasses.asdict(env.machine_card(config.threads)),
-    }
+    record = models.fine_tune_record(config, recipe, recipe.key(config.key()), history)
     return trained, record
 
 

@@ -42,6 +42,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 
@@ -708,3 +710,168 @@ def fully_connected_int8(
     """
     acc = fully_connected_accumulate(x, weights, bias, input_zero_point=input_zero_point)
     return requantize(acc, real_multiplier, output_zero_point, activation_range, rounding=rounding)
+
+
+# ---------------------------------------------------------------------------------------
+# Quantization-aware training, reproducibly, and caching it
+# ---------------------------------------------------------------------------------------
+
+QAT_VERSION = 1
+"""Bumped whenever :func:`quantization_aware_train` changes what a recipe produces."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QATRecipe:
+    """How a trained model is fine-tuned with fake quantization; with its config, its cache key.
+
+    Attributes:
+        epochs: fine-tuning epochs (see :func:`mobileopt_ref.models.fine_tune`), positive.
+        learning_rate: peak fine-tuning learning rate (cosine-decayed to 0), positive.
+        num_bits_weight: bits of the fake-quantized weights, 2-8.
+        num_bits_activation: bits of the fake-quantized activations, 2-8. With 8 and 8 the
+            model is wrapped by tfmot's ``quantize_model`` (the scheme the LiteRT converter
+            turns into a full-integer model); otherwise by ``quantize_apply`` with tfmot's
+            experimental ``DefaultNBitQuantizeScheme``.
+        name: a label for people, used in the cache folder name; not part of the key.
+
+    Raises:
+        ValueError: for a non-positive epoch count or learning rate, or bit widths outside
+            2-8.
+    """
+
+    epochs: int
+    learning_rate: float
+    num_bits_weight: int = 8
+    num_bits_activation: int = 8
+    name: str = "qat"
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
+                or not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        for field in ("num_bits_weight", "num_bits_activation"):
+            bits = getattr(self, field)
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+                raise ValueError(f"{field} must be an integer from 2 to 8 (tfmot's range), got {bits!r}")
+
+    @property
+    def default_scheme(self) -> bool:
+        """Whether the recipe is tfmot's default ``quantize_model`` (8-bit weights and activations)."""
+        return self.num_bits_weight == 8 and self.num_bits_activation == 8
+
+    def key(self, base_key: str) -> str:
+        """SHA-256 of the recipe (without its name) and the key of the model it fine-tunes."""
+        fields = dataclasses.asdict(self)
+        fields.pop("name")
+        fields.update(base=base_key, qat_version=QAT_VERSION)
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def wrap(self, model):
+        """Returns ``model`` wrapped for quantization-aware training (``model`` is unchanged).
+
+        tfmot clones the model and wraps every supported layer with fake-quantization
+        ops, ``x_hat = s * (clip(round(x / s) + z) - z)``, whose gradient is the
+        straight-through estimator.
+        """
+        import tensorflow_model_optimization as tfmot  # noqa: PLC0415
+
+        if self.default_scheme:
+            return tfmot.quantization.keras.quantize_model(model)
+        n_bit = tfmot.quantization.keras.experimental.default_n_bit
+        return tfmot.quantization.keras.quantize_apply(
+            tfmot.quantization.keras.quantize_annotate_model(model),
+            scheme=n_bit.DefaultNBitQuantizeScheme(
+                num_bits_weight=self.num_bits_weight, num_bits_activation=self.num_bits_activation
+            ),
+        )
+
+
+def quantization_aware_train(model, config, recipe: QATRecipe, *, verbose: bool = True):
+    """Wraps a trained Keras model for quantization-aware training and fine-tunes it.
+
+    The wrapped model (:meth:`QATRecipe.wrap`) is fine-tuned by
+    :func:`mobileopt_ref.models.fine_tune` (fresh images, Adam, cosine decay, the config's
+    seeds and threads), so the result is deterministic for a given ``config`` on one CPU
+    kind and thread count.
+
+    Args:
+        model: the trained ``tf_keras`` model (left unchanged).
+        config: its :class:`mobileopt_ref.models.TrainConfig`.
+        recipe: the bit widths, epochs and learning rate.
+        verbose: print one line per epoch.
+
+    Returns:
+        ``(qat_model, record)``: the wrapped, fine-tuned model (convert it with
+        :func:`mobileopt_ref.litert.to_tflite`) and a record with the recipe, the base
+        entry, the key, the fine-tuning history, ``train_seconds`` and the machine card.
+    """
+    from mobileopt_ref import env, models  # noqa: PLC0415
+
+    env.configure_threads(config.threads)
+    env.seed_everything(config.seed)
+    wrapped = recipe.wrap(model)
+    history = models.fine_tune(wrapped, config, epochs=recipe.epochs, learning_rate=recipe.learning_rate,
+                               verbose=verbose)
+    record = models.fine_tune_record(config, recipe, recipe.key(config.key()), history)
+    return wrapped, record
+
+
+def _qat_entry(config, recipe: QATRecipe):
+    """``(entry name, key, build)`` of the cache entry of ``config`` fine-tuned by ``recipe``."""
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    key = recipe.key(config.key())
+
+    def build():
+        return recipe.wrap(models.build_mobilenet_v2(config.alpha, config.resolution, bn_momentum=config.bn_momentum))
+
+    return f"{config.name}-{recipe.name}-{key[:16]}", key, build
+
+
+def load_cached_qat(config, recipe: QATRecipe, cache_dir=None):
+    """Loads the verified cache entry of ``config`` fine-tuned by ``recipe``, or returns ``None``.
+
+    Nothing is trained (see :func:`mobileopt_ref.models.load_cached`).
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    name, key, build = _qat_entry(config, recipe)
+    return models.load_entry(name, key, build, cache_dir)
+
+
+def load_or_qat(config, recipe: QATRecipe, cache_dir=None, *, retrain=None, verbose: bool = True):
+    """Returns the model of ``config`` after quantization-aware training by ``recipe``.
+
+    From the verified model cache (entry ``<config.name>-<recipe.name>-<key>``, its
+    weights, quantizer ranges included, checked against their SHA-256 and set into a
+    freshly wrapped model), or made now by :func:`quantization_aware_train` from the
+    trained model that :func:`mobileopt_ref.models.load_or_train` returns. With
+    ``retrain=True`` (or ``MOBILEOPT_RETRAIN=1``) it is always made anew.
+
+    Returns:
+        ``(qat_model, meta)``; ``meta["train_seconds"]`` is the fine-tuning time recorded
+        when the entry was made, on the machine in ``meta["machine"]``.
+    """
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    name, key, build = _qat_entry(config, recipe)
+
+    def make():
+        base, _ = models.load_or_train(config, cache_dir, verbose=verbose)
+        return quantization_aware_train(base, config, recipe, verbose=verbose)
+
+    return models.load_or_make(name, key, build, make, cache_dir, retrain=retrain, verbose=verbose)
+
+
+STUDENT_QAT_RECIPES = {
+    "qat8": QATRecipe(epochs=2, learning_rate=1e-5, name="qat8"),
+    "qat-w2a8": QATRecipe(epochs=3, learning_rate=1e-3, num_bits_weight=2, num_bits_activation=8, name="qat-w2a8"),
+}
+"""The quantization chapter's quantization-aware students (:data:`mobileopt_ref.models.STUDENT`):
+8-bit weights and activations for 2 epochs from a learning rate of 1e-5 (converted to a
+full-integer model), and 2-bit weights with 8-bit activations for 3 epochs from 1e-3 (the
+source article's ``num_bits=2``, evaluated in Keras: LiteRT has no 2-bit kernels). Their
+weights ship in the model cache; ``mobileopt retrain-check`` retrains and compares them."""
