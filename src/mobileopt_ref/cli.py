@@ -139,6 +139,11 @@ def _retrain_check(args) -> int:
             f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
             f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
         )
+        made_on = shipped.get("machine", {})
+        here = fresh.get("machine", {})
+        if not same and (made_on.get("cpu"), made_on.get("threads")) != (here.get("cpu"), here.get("threads")):
+            print(f"  {label} was made on {made_on.get('cpu')} with {made_on.get('threads')} threads; this run: "
+                  f"{here.get('cpu')} with {here.get('threads')} threads", file=sys.stderr)
     if failures:
         print(
             "Weights differ. Bit-identical retraining needs the same CPU kind, thread count "
