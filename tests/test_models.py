@@ -188,3 +188,18 @@ def test_measurement_cache_round_trip_and_corruption(tmp_path, capsys):
     with pytest.raises(ValueError, match="expected 'k3'"):
         models.load_or_measure("sweep-b", "k3", lambda: {"key": "other"}, tmp_path, verbose=False)
     assert not (tmp_path / "sweep-b").exists()
+
+
+def test_the_readme_names_every_cpu_the_shipped_entries_were_made_on():
+    """README's retrain-check note says which CPUs made the shipped entries; it must stay true."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
+    cpus = {json.loads(p.read_text())["machine"]["cpu"] for p in (root / "cache").glob("*/meta.json")}
+    assert cpus
+    for cpu in cpus:
+        short = " ".join(re.sub(r"\((R|TM)\)", "", cpu).split()[:2])  # "Intel Xeon", "AMD EPYC"
+        assert short in readme.read_text(), f"README does not say that entries were made on {cpu}"
