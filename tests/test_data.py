@@ -63,8 +63,8 @@ def test_return_mix_gives_the_distractor_weights_of_the_same_images():
 
 
 def test_preprocess_maps_to_minus_one_one():
-    x = np.array([0, 127.5, 255])
-    np.testing.assert_allclose(data.preprocess(x), [-1.0, 0.0, 1.0])
+    x = np.array([0, 51, 255])
+    np.testing.assert_allclose(data.preprocess(x), [-1.0, -0.6, 1.0], rtol=1e-6)
     assert data.preprocess(np.zeros(3, np.uint8)).dtype == np.float32
 
 

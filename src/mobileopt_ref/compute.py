@@ -177,7 +177,9 @@ def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", 
 
     An image input gets a random image, preprocessed and quantized as real images are;
     any other input (an operator cut out of a model, a micro-benchmark) gets uniform
-    values in ``[-1, 1]``, or uniform integers of its type.
+    values in ``[-1, 1]``, or uniform integers of its type when quantized. An integer input
+    without quantization parameters (token ids, indices, positions) gets 0, valid for any
+    table it indexes.
 
     Args:
         model: ``.tflite`` bytes or path.
@@ -195,6 +197,8 @@ def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", 
             value = litert.quantize_input(data.preprocess(image), inp)
         elif np.issubdtype(dtype, np.floating):
             value = rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+        elif inp["quantization"][0] == 0:  # ids or indices: random ones would fall off the table
+            value = np.zeros(shape, dtype)
         else:
             info = np.iinfo(dtype)
             value = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)

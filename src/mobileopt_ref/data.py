@@ -306,16 +306,63 @@ def generate_patterns(
     return images, labels
 
 
-def preprocess(images) -> np.ndarray:
-    """Maps ``uint8`` pixels to MobileNetV2's input range: ``x / 127.5 - 1`` in [-1, 1].
+def check_pixels(images, name: str = "images") -> np.ndarray:
+    """Returns ``images`` as an array after checking that they are pixels: whole numbers 0-255.
+
+    Every function of the library that takes images takes camera pixels and
+    preprocesses them itself (:func:`preprocess`). Images already scaled (to [-1, 1] by
+    MobileNetV2's preprocessing, or to [0, 1]) would be scaled a second time without
+    complaint, so they are refused here.
 
     Args:
-        images: array of pixel values in ``[0, 255]`` (any integer or float dtype).
+        images: ``uint8`` array, or an integer or float array whose values are whole
+            numbers in ``[0, 255]``.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The images as a numpy array (not copied when already one).
+
+    Raises:
+        ValueError: for non-numeric data, values outside ``[0, 255]``, or fractional values
+            (the message says what the values look like and what is required).
+    """
+    array = np.asarray(images)
+    if array.dtype == np.uint8:
+        return array
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)) \
+            or np.issubdtype(array.dtype, np.bool_):
+        raise ValueError(f"{name} must be pixels (uint8, 0-255), got dtype {array.dtype}")
+    if array.size == 0:
+        return array
+    low, high = float(np.min(array)), float(np.max(array))
+    fractional = np.issubdtype(array.dtype, np.floating) and not np.array_equal(array, np.round(array))
+    if low < 0 or high > 255 or fractional or not np.isfinite(low + high):
+        hint = ""
+        if np.issubdtype(array.dtype, np.floating) and low >= -1.0 and high <= 1.0:
+            hint = (" These look already preprocessed (scaled to [-1, 1] or [0, 1]): pass the "
+                    "original pixels; the library applies preprocess() itself.")
+        raise ValueError(
+            f"{name} must be pixels, whole numbers 0-255 (uint8 is best), got {array.dtype} values in "
+            f"[{low:.4g}, {high:.4g}]{' with fractions' if fractional else ''}.{hint}"
+        )
+    return array
+
+
+def preprocess(images) -> np.ndarray:
+    """Maps pixels to MobileNetV2's input range: ``x / 127.5 - 1`` in [-1, 1].
+
+    Args:
+        images: pixel array, whole numbers in ``[0, 255]`` (``uint8``, or any integer or
+            float dtype holding such values), any shape.
 
     Returns:
         ``float32`` array of the same shape.
+
+    Raises:
+        ValueError: for values that are not pixels (see :func:`check_pixels`), for
+            example images already preprocessed.
     """
-    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
+    return check_pixels(images).astype(np.float32) / 127.5 - 1.0
 
 
 def load_dataset(

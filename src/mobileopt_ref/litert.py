@@ -30,6 +30,7 @@ import io
 import logging
 import os
 import re
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from mobileopt_ref import data
+from mobileopt_ref import data, quantization
 from mobileopt_ref._quiet import native_stderr_captured
 from mobileopt_ref._keras import tf
 
@@ -71,7 +72,7 @@ RECIPES = ("dynamic_wi8_afp32", "static_wi8_ai8", "weight_only_wi4_afp32", "weig
 def _representative(images, mode):
     if images is None:
         raise ValueError(f"{mode!r} needs representative_images (uint8 images to calibrate on)")
-    images = np.asarray(images)
+    images = data.check_pixels(images, "representative_images")
     if images.ndim != 4 or len(images) == 0:
         raise ValueError(f"representative_images must be (n>0, h, w, 3), got {images.shape}")
 
@@ -104,6 +105,35 @@ def _converter(model):
         absl_logger.setLevel(level)
 
 
+def _all_layers(model):
+    """Every layer of a Keras model, nested models and wrapped layers included."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        inner = getattr(layer, "layer", None)  # a wrapper's layer (tfmot, Bidirectional, ...)
+        if inner is not None:
+            yield inner
+        if getattr(layer, "layers", None):
+            yield from _all_layers(layer)
+
+
+def _check_convertible(model) -> None:
+    """Refuses what the converter would reject with an error deep inside TensorFlow."""
+    if not (hasattr(model, "get_weights") and hasattr(model, "inputs") and hasattr(model, "input_shape")):
+        raise ValueError(
+            f"model must be a tf_keras model (from mobileopt_ref._keras), got {type(model).__name__}; "
+            "for a .tflite file, use the functions that read one (read_graph, predict_tflite, ...)"
+        )
+    pruned = [layer.name for layer in _all_layers(model) if type(layer).__name__ == "PruneLowMagnitude"]
+    if pruned:
+        raise ValueError(
+            f"model still has {len(pruned)} tfmot pruning wrapper(s) (e.g. {pruned[0]!r}): call "
+            "tfmot.sparsity.keras.strip_pruning(model) before converting; the wrappers' mask and "
+            "step variables cannot be frozen into a .tflite file"
+        )
+    if not model.inputs or len(model.inputs) != 1:
+        raise ValueError(f"to_tflite converts models with one input, got {len(model.inputs or [])}")
+
+
 def to_tflite(model, mode: str = "float32", *, representative_images=None, sparse: bool = False) -> bytes:
     """Converts a Keras model to a ``.tflite`` flatbuffer, optionally quantized.
 
@@ -133,10 +163,14 @@ def to_tflite(model, mode: str = "float32", *, representative_images=None, spars
         The ``.tflite`` file content.
 
     Raises:
-        ValueError: for an unknown mode or missing calibration images.
+        ValueError: for an unknown mode; missing calibration images or images that are not
+            pixels (already preprocessed, say); a model that is not a ``tf_keras`` model,
+            has more than one input, or still carries tfmot's pruning wrappers (call
+            ``strip_pruning`` first).
     """
     if mode not in CONVERSIONS:
         raise ValueError(f"mode must be one of {CONVERSIONS}, got {mode!r}")
+    _check_convertible(model)
     if mode in ("full_int8", "int16x8"):
         _representative(representative_images, mode)  # checks them before any work
     key = conversion_key(model, mode, representative_images=representative_images, sparse=sparse)
@@ -319,7 +353,8 @@ def quantize_with_recipe(
         The quantized ``.tflite`` content (its input and output stay float32).
 
     Raises:
-        ValueError: for an unknown recipe or missing calibration images.
+        ValueError: for an unknown recipe, missing calibration images, or a model that is
+            not float32 (int8, float16 or otherwise quantized already).
     """
     from litert_quantizer import quantizer as litert_quantizer
     from litert_quantizer import recipe as recipes
@@ -327,6 +362,13 @@ def quantize_with_recipe(
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     content = read_tflite(float_model)
+    done = next((t for t in read_graph(content).tensors if t.quantized or t.dtype is np.float16), None)
+    if done is not None:  # LiteRT Quantizer would leave such tensors as they are, silently
+        raise ValueError(
+            f"quantize_with_recipe needs a float32 model; this one is quantized already: tensor "
+            f"{done.name!r} is {getattr(done.dtype, '__name__', done.dtype)}"
+            f"{' with a scale' if done.quantized else ''}"
+        )
     qt = litert_quantizer.Quantizer(bytearray(content))
     qt.load_quantization_recipe(getattr(recipes, recipe)())
     calibration = None
@@ -363,7 +405,8 @@ def read_tflite(model) -> bytes:
 
     Raises:
         FileNotFoundError: if the path does not exist.
-        ValueError: if the content is empty or not a ``.tflite`` flatbuffer.
+        ValueError: if the content is empty or not a ``.tflite`` flatbuffer, or ends before
+            its tables and weights do (a truncated file).
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         content, source = bytes(model), "the given bytes"
@@ -381,7 +424,47 @@ def read_tflite(model) -> bytes:
             f"{source} is not a .tflite model: a LiteRT flatbuffer carries the identifier "
             f"'TFL3' at byte offset 4 ({len(content)} bytes given)"
         )
+    _check_complete(content, source)
     return content
+
+
+def _check_complete(content: bytes, source: str) -> None:
+    """Refuses a flatbuffer whose tables or weights reach past its end (a truncated file).
+
+    A quick look (the subgraphs and every buffer's extent, no copy); the parsers
+    (:func:`_parse`, LiteRT's verifier) catch what else can be wrong.
+    """
+    try:
+        root = schema.Model.GetRootAsModel(content, 0)
+        for i in range(root.SubgraphsLength()):
+            root.Subgraphs(i).TensorsLength()
+        for i in range(root.BuffersLength()):
+            buffer = root.Buffers(i)
+            buffer.DataAsNumpy()  # a view of the bytes: fails if they run past the end
+            if buffer.Offset() > 1 and buffer.Offset() + buffer.Size() > len(content):
+                raise ValueError(f"buffer {i} ends at byte {buffer.Offset() + buffer.Size()}")
+    except (struct.error, IndexError, ValueError) as err:
+        raise ValueError(
+            f"{source}: not a complete .tflite model ({len(content)} bytes; truncated or corrupt?): {err}"
+        ) from err
+
+
+def _parse(content: bytes):
+    """The flatbuffer of a ``.tflite`` as LiteRT's schema objects (``schema.ModelT``).
+
+    Raises:
+        ValueError: for content the schema cannot parse (a truncated file, say) or a model
+            without a subgraph.
+    """
+    try:
+        flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    except (struct.error, IndexError, ValueError, TypeError) as err:
+        raise ValueError(
+            f"the .tflite flatbuffer cannot be parsed ({len(content)} bytes; truncated or corrupt?): {err}"
+        ) from err
+    if not flat.subgraphs:
+        raise ValueError("the .tflite model has no subgraph: no operators or tensors to read")
+    return flat
 
 
 def make_interpreter(model, *, num_threads: int = 2, kernels: str = "xnnpack") -> Interpreter:
@@ -440,7 +523,8 @@ def accelerator_status(model, accelerator: str) -> str:
         ``"available"``, or ``"not available: <the runtime's reason, first line>"``.
 
     Raises:
-        ValueError: for an unknown accelerator or a model that is not a ``.tflite``.
+        ValueError: for an unknown accelerator or a model that is not a ``.tflite`` (or cannot be
+            parsed: a truncated file is refused here, not reported as "not available").
     """
     from ai_edge_litert.compiled_model import CompiledModel  # noqa: PLC0415
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator  # noqa: PLC0415
@@ -449,6 +533,7 @@ def accelerator_status(model, accelerator: str) -> str:
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
     content = read_tflite(model)
+    _parse(content)
     options = Options(
         hardware_accelerators=getattr(HardwareAccelerator, accelerator.upper()),
         cpu_options=CpuOptions(num_threads=1),
@@ -507,20 +592,59 @@ def execution_plan(model, *, kernels: str = "xnnpack", num_threads: int = 2) -> 
     return counts
 
 
-def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Converts real values to a tensor's dtype: ``q = clip(round(x / s + z))``.
+INPUT_ROUNDING = {"half_away": "reference", "half_even": "builtin and xnnpack"}
+"""How LiteRT's ``QUANTIZE`` kernels round ``x / s`` (float32) to an integer, by kernel set."""
 
-    For a float tensor ``x`` is returned cast to its dtype.
+
+def quantize_input(x: np.ndarray, detail: dict, *, rounding: str = "half_away") -> np.ndarray:
+    """Converts real values to a tensor's dtype as LiteRT's ``QUANTIZE`` operator does.
+
+    ``q = clip(round(x / s) + z, qmin, qmax)``: the division in float32, *then* the
+    zero point added. The rounding depends on the kernel set, like everything int8:
+
+    - ``"half_away"`` (default): halves away from zero, C's ``std::round``, as LiteRT's
+      reference ``AffineQuantize`` (``tensorflow/lite/kernels/internal/reference/quantize.h``,
+      ``TfLiteRound``); the kernel set that defines bit-exactness in this library.
+    - ``"half_even"``: halves to even in float32, what the optimized built-in kernels and
+      XNNPACK were measured to do (``tests/test_inputs.py`` checks both against LiteRT on
+      every pixel value).
+
+    Only values on an exact half step tell them apart, and the book's preprocessing puts
+    pixels there: with ``x = p / 127.5 - 1`` and an int8 input of ``s = 2/255``, ``z = -1``,
+    ``x / s = p - 127.5``. Adding ``z`` before rounding, ``round(x / s + z)``, is a third,
+    different rule that no LiteRT kernel follows.
+
+    Args:
+        x: real values, any shape (cast to float32).
+        detail: the tensor's entry of ``get_input_details()``: ``dtype``,
+            ``quantization`` ``(scale, zero_point)`` and ``name``.
+        rounding: one of :data:`INPUT_ROUNDING`.
+
+    Returns:
+        An array of the tensor's dtype. A float tensor gets ``x`` cast to its dtype.
+
+    Raises:
+        ValueError: for an integer tensor without a quantization scale, a ``detail``
+            without the keys above, or an unknown rounding.
     """
-    dtype = detail["dtype"]
+    if rounding not in INPUT_ROUNDING:
+        raise ValueError(f"rounding must be one of {tuple(INPUT_ROUNDING)}, got {rounding!r}")
+    try:
+        dtype = np.dtype(detail["dtype"])
+        scale, zero_point = detail["quantization"] if np.issubdtype(dtype, np.integer) else (0.0, 0)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            "detail must be a tensor's entry of Interpreter.get_input_details() (with 'dtype' "
+            f"and 'quantization'), got {detail!r}"
+        ) from err
     if not np.issubdtype(dtype, np.integer):
         return np.asarray(x, dtype=dtype)
-    scale, zero_point = detail["quantization"]
     if scale == 0:
-        raise ValueError(f"tensor {detail['name']!r} is integer but has no quantization scale")
+        raise ValueError(f"tensor {detail.get('name')!r} is integer but has no quantization scale")
     info = np.iinfo(dtype)
-    q = np.round(np.asarray(x, dtype=np.float32) / scale + zero_point)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    ratio = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    whole = quantization.round_half_away(ratio) if rounding == "half_away" else np.rint(ratio)
+    return np.clip(whole + int(zero_point), info.min, info.max).astype(dtype)
 
 
 def dequantize_output(q: np.ndarray, detail: dict) -> np.ndarray:
@@ -542,12 +666,13 @@ def predict_tflite(
     """Runs a ``.tflite`` classifier on ``uint8`` images and returns real-valued outputs.
 
     Images are preprocessed with :func:`mobileopt_ref.data.preprocess`, quantized if the
-    model's input is integer, run in batches (the input is resized to the batch size) and
-    the outputs dequantized.
+    model's input is integer (:func:`quantize_input`, as LiteRT's ``QUANTIZE`` does), run
+    in batches by :func:`run_batches` and the outputs dequantized.
 
     Args:
         model: ``.tflite`` bytes or path.
-        images: ``(n, h, w, 3)`` pixel array matching the model's input size.
+        images: ``(n, h, w, 3)`` pixels (whole numbers 0-255, see
+            :func:`mobileopt_ref.data.check_pixels`) matching the model's input size.
         batch_size: images per invoke.
         num_threads: interpreter threads.
         kernels: one of :data:`KERNELS`.
@@ -556,31 +681,92 @@ def predict_tflite(
         ``float32`` array ``(n, outputs)``.
 
     Raises:
-        ValueError: for an invalid model or images of the wrong shape.
+        ValueError: for an invalid model, images of the wrong shape, or values that are
+            not pixels (images already preprocessed, for example); a model with more than
+            one input.
     """
+    images = data.check_pixels(images)
     interpreter = make_interpreter(model, num_threads=num_threads, kernels=kernels)
-    inp = interpreter.get_input_details()[0]
-    expected = tuple(inp["shape"][1:])
-    images = np.asarray(images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected or len(images) == 0:
+    inp = _single_input(interpreter, "predict_tflite")
+    _check_batch_shape(images, inp, "images")
+    # Preprocessed batch by batch: 2,000 float images at 224 px would take 1.2 GB at once.
+    return _invoke_batches(interpreter, len(images), batch_size,
+                           lambda start, stop: quantize_input(data.preprocess(images[start:stop]), inp))
+
+
+def _check_batch_shape(x, inp: dict, name: str) -> None:
+    expected = tuple(int(d) for d in inp["shape"][1:])
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected or len(x) == 0:
         raise ValueError(
-            f"images must have shape (n>0, {', '.join(map(str, expected))}) for this model, "
-            f"got {images.shape}"
+            f"{name} must have shape (n>0, {', '.join(map(str, expected))}) for this model, got {x.shape}"
         )
-    n = len(images)
+
+
+def _single_input(interpreter, caller: str) -> dict:
+    """The input details of a model with one input; a ValueError naming the inputs otherwise."""
+    details = interpreter.get_input_details()
+    if len(details) != 1:
+        names = ", ".join(repr(d["name"]) for d in details)
+        raise ValueError(
+            f"{caller} runs models with one input; this one has {len(details)} ({names}): set each "
+            "with Interpreter.set_tensor on an interpreter from make_interpreter"
+        )
+    return details[0]
+
+
+def run_batches(model, inputs: np.ndarray, *, batch_size: int = 100, num_threads: int = 2,
+                kernels: str = "xnnpack") -> np.ndarray:
+    """Runs a single-input, single-output model on inputs already in its input dtype.
+
+    For inputs prepared by hand (integer inputs quantized another way, say). The input is
+    resized to ``batch_size`` (a batch size fixed in the file is kept); the last batch is
+    padded with zeros and the padding's outputs dropped. Outputs are dequantized
+    (:func:`dequantize_output`).
+
+    Args:
+        model: ``.tflite`` bytes or path, or an ``ai_edge_litert`` ``Interpreter`` from
+            :func:`make_interpreter`.
+        inputs: ``(n, ...)`` array of the input tensor's dtype and per-example shape.
+        batch_size: examples per invoke (positive).
+        num_threads, kernels: as in :func:`make_interpreter` (ignored for an interpreter).
+
+    Returns:
+        ``float32`` array ``(n, ...)`` of the first output.
+
+    Raises:
+        ValueError: for inputs of another dtype or shape, a bad batch size, or a model with
+            more than one input.
+    """
+    interpreter = model if isinstance(model, Interpreter) else \
+        make_interpreter(model, num_threads=num_threads, kernels=kernels)
+    inp = _single_input(interpreter, "run_batches")
+    inputs = np.asarray(inputs)
+    _check_batch_shape(inputs, inp, "inputs")
+    if inputs.dtype != inp["dtype"]:
+        raise ValueError(f"inputs must be {np.dtype(inp['dtype']).name} for this model, got {inputs.dtype}")
+    return _invoke_batches(interpreter, len(inputs), batch_size, lambda start, stop: inputs[start:stop])
+
+
+def _invoke_batches(interpreter, n: int, batch_size: int, get_batch) -> np.ndarray:
+    """Invokes ``interpreter`` on ``get_batch(start, stop)`` for consecutive batches."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    inp = interpreter.get_input_details()[0]
     batch_size = min(batch_size, n)
+    if len(inp["shape_signature"]) and inp["shape_signature"][0] > 0:
+        batch_size = int(inp["shape_signature"][0])  # fixed in the file (a RESHAPE may rely on it)
+    expected = tuple(int(d) for d in inp["shape"][1:])
     interpreter.resize_tensor_input(inp["index"], [batch_size, *expected])
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     outputs = []
     for start in range(0, n, batch_size):
-        batch = data.preprocess(images[start : start + batch_size])
+        batch = get_batch(start, min(start + batch_size, n))
         valid = len(batch)
         if valid < batch_size:  # pad the last batch; the padding's outputs are dropped
-            pad = np.zeros((batch_size - valid, *expected), dtype=np.float32)
-            batch = np.concatenate([batch, pad])
-        interpreter.set_tensor(inp["index"], quantize_input(batch, inp))
+            batch = np.concatenate([batch, np.zeros((batch_size - valid, *expected), dtype=batch.dtype)])
+        interpreter.set_tensor(inp["index"], batch)
         interpreter.invoke()
         outputs.append(dequantize_output(interpreter.get_tensor(out["index"]), out)[:valid])
     return np.concatenate(outputs)
@@ -738,9 +924,13 @@ def read_graph(model) -> Graph:
 
     Returns:
         The main (first) subgraph as a :class:`Graph`.
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model or cannot be parsed (a
+            truncated file, say).
     """
     content = read_tflite(model)
-    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    flat = _parse(content)
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
     subgraph = flat.subgraphs[0]
@@ -816,10 +1006,10 @@ def with_outputs(model, tensor_indices) -> bytes:
         tensor_indices: indices of tensors computed at run time, in the order wanted.
 
     Raises:
-        ValueError: for an index that is not a tensor of the graph.
+        ValueError: for an index that is not a tensor of the graph, or a model that cannot be parsed.
     """
     content = read_tflite(model)
-    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    flat = _parse(content)
     subgraph = flat.subgraphs[0]
     indices = [int(i) for i in tensor_indices]
     bad = [i for i in indices if not 0 <= i < len(subgraph.tensors)]
@@ -850,9 +1040,12 @@ def single_op_models(model) -> list:
 
     Returns:
         One ``.tflite`` content per operator of the main subgraph, in execution order.
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model or cannot be parsed.
     """
     content = read_tflite(model)
-    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    flat = _parse(content)
     subgraph = flat.subgraphs[0]
     pieces = []
     for op in subgraph.operators:
@@ -964,16 +1157,26 @@ def run_tensors(model, x: np.ndarray, tensor_indices, *, kernels: str = "referen
 
     Returns:
         ``{tensor index: array}``.
+
+    Raises:
+        ValueError: for a model with more than one input, an input of another dtype, or of a
+            shape the model cannot be resized to (a batch fixed in the file, say).
     """
     indices = [int(i) for i in tensor_indices]
     interpreter = make_interpreter(with_outputs(model, indices), num_threads=num_threads, kernels=kernels)
-    inp = interpreter.get_input_details()[0]
+    inp = _single_input(interpreter, "run_tensors")
     x = np.asarray(x)
-    if tuple(x.shape) != tuple(inp["shape"]) or x.dtype != inp["dtype"]:
-        interpreter.resize_tensor_input(inp["index"], list(x.shape))
-        interpreter.allocate_tensors()
-        if x.dtype != inp["dtype"]:
-            raise ValueError(f"the input must be {np.dtype(inp['dtype']).name}, got {x.dtype}")
+    if x.dtype != inp["dtype"]:
+        raise ValueError(f"the input must be {np.dtype(inp['dtype']).name}, got {x.dtype}")
+    if tuple(x.shape) != tuple(inp["shape"]):
+        try:
+            interpreter.resize_tensor_input(inp["index"], list(x.shape))
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ValueError(
+                f"this model cannot take an input of shape {x.shape} (its input is "
+                f"{tuple(inp['shape_signature'])}, -1 where any size goes): {err}"
+            ) from err
     interpreter.set_tensor(inp["index"], x)
     interpreter.invoke()
     outputs = interpreter.get_output_details()
@@ -1093,9 +1296,21 @@ def kernel_deviations(model, x: np.ndarray, kernels: str, *, num_threads: int = 
         ``elements``, ``differ`` (elements where LiteRT and the fixed-point reference
         differ), ``max_abs`` (largest difference) and ``differ_fp32`` (elements where
         LiteRT and fp32 requantization differ).
+
+    Raises:
+        ValueError: for a model without these layers or with one that is not int8 (a float,
+            dynamic-range or int16 model), a model with more than one input, or an input of
+            another dtype.
     """
     graph = read_graph(model)
     layers = graph.find(*INT8_LAYERS)
+    if not layers:
+        raise ValueError(
+            f"the model has no {', '.join(INT8_LAYERS)} operator to compare; its operators are "
+            f"{sorted(graph.op_counts())}"
+        )
+    for op in layers:
+        _layer_tensors(graph, op)  # refuses a layer that is not int8 before anything runs
     wanted = sorted({t for op in layers for t in (op.inputs[0], op.outputs[0])})
     values = run_tensors(model, x, wanted, kernels=kernels, num_threads=num_threads)
     rows = []

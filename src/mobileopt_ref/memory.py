@@ -85,28 +85,36 @@ def _check_lifetimes(lives) -> list:
     return lives
 
 
-def tensor_lifetimes(model, *, batch: int = 1) -> list:
+def tensor_lifetimes(model, *, batch: int = 1, keep_inputs: bool = True) -> list:
     """The lifetimes of a model's activations, from its operators in execution order.
 
     Every tensor computed at run time, plus the model's inputs, gets one
     :class:`Lifetime`: written by operator ``first`` (0 for an input), last read by
-    operator ``last`` (the last operator for an output). Weights are not in the arena and
-    are left out, and so are weights prepared once at load (``DEQUANTIZE`` or ``DENSIFY``
-    of a constant).
+    operator ``last``. The model's outputs live to the last operator, and so, by default,
+    do its inputs: LiteRT's ``ArenaPlanner`` never hands a graph input's bytes to another
+    tensor (the caller may read or refill it between invokes). Weights are
+    not in the arena and are left out, and so are weights prepared once at load
+    (``DEQUANTIZE`` or ``DENSIFY`` of a constant).
 
     Args:
         model: ``.tflite`` bytes or path.
         batch: images per inference (a positive integer); every activation's size is
             multiplied by it (the files have a batch dimension of 1).
+        keep_inputs: ``True`` (LiteRT's rule) keeps each input live to the last operator;
+            ``False`` ends it at its last reader, as a runtime that may reuse the input's
+            bytes would (MCUNet's analysis does).
 
     Returns:
         Lifetimes in tensor-index order.
 
     Raises:
-        ValueError: for a model that is not a ``.tflite`` or a bad batch size.
+        ValueError: for a model that is not a ``.tflite``, a bad batch size or a
+            ``keep_inputs`` that is not a bool.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    if not isinstance(keep_inputs, bool):
+        raise ValueError(f"keep_inputs must be True or False, got {keep_inputs!r}")
     graph = litert.read_graph(model)
     last_step = len(graph.ops) - 1
     prepared = {
@@ -128,7 +136,7 @@ def tensor_lifetimes(model, *, batch: int = 1) -> list:
                 continue
             first.setdefault(index, op.index)
             last[index] = max(last.get(index, op.index), op.index)
-    for index in graph.outputs:
+    for index in (*graph.inputs, *graph.outputs) if keep_inputs else graph.outputs:
         last[index] = last_step
     lives = []
     for index in sorted(first):
@@ -546,18 +554,37 @@ def churn_trace(steps: int = 400, *, seed: int = 0, max_live: int = 40, sizes=(6
 # ---------------------------------------------------------------------------------------
 
 
-def runtime_offsets(model, *, kernels: str = "builtin") -> dict:
+def runtime_offsets(model, *, kernels: str = "builtin", batch: int = 1) -> dict:
     """The offsets LiteRT actually gave each activation, read from the tensors' addresses.
 
     With the built-in or reference kernels every activation lives in the interpreter's
     arena; its address minus the lowest activation address is its offset in LiteRT's own
     plan. (With XNNPACK the delegate keeps its own buffers, and the arena holds little.)
 
+    Args:
+        model: ``.tflite`` bytes or path with one input.
+        kernels: ``"builtin"`` or ``"reference"`` (see :data:`mobileopt_ref.litert.KERNELS`).
+        batch: images per inference; the input is resized to it before allocation.
+
     Returns:
-        ``{tensor index: offset}`` for the tensors of :func:`tensor_lifetimes`.
+        ``{tensor index: offset}`` (bytes) for the tensors of :func:`tensor_lifetimes`.
+
+    Raises:
+        ValueError: for a bad batch size or a model LiteRT cannot load; for a batch other
+            than 1, a model with several inputs or one LiteRT cannot resize (a batch fixed in
+            the file).
     """
-    lives = tensor_lifetimes(model)
+    lives = tensor_lifetimes(model, batch=batch)
     interpreter = litert.make_interpreter(model, kernels=kernels)
+    if batch != 1:
+        details = interpreter.get_input_details()
+        if len(details) != 1:
+            raise ValueError(f"batch={batch} needs a model with one input; this one has {len(details)}")
+        try:
+            interpreter.resize_tensor_input(details[0]["index"], [batch, *details[0]["shape"][1:]])
+            interpreter.allocate_tensors()
+        except RuntimeError as err:
+            raise ValueError(f"LiteRT cannot run this model with batch={batch}: {err}") from err
     addresses = {life.tensor: interpreter.tensor(life.tensor)().ctypes.data for life in lives}
     base = min(addresses.values())
     return {tensor: int(address - base) for tensor, address in addresses.items()}

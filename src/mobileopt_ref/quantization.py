@@ -226,12 +226,15 @@ def compute_params(
     if symmetric:
         zero_point = np.zeros(scale.shape, dtype=np.int64)
     else:
-        zero_point = np.clip(_round_half_away(qmin - lo / scale), qmin, qmax).astype(np.int64)
+        zero_point = np.clip(round_half_away(qmin - lo / scale), qmin, qmax).astype(np.int64)
     return QuantParams(scale, zero_point, qmin, qmax, axis, int(num_bits), bool(symmetric))
 
 
-def _round_half_away(v: np.ndarray) -> np.ndarray:
+def round_half_away(v: np.ndarray) -> np.ndarray:
     """Rounds half away from zero, like C's ``std::round`` (``np.round`` rounds to even).
+
+    LiteRT's reference kernels round this way (``TfLiteRound``). Returns an array of the
+    input's float dtype.
 
     ``v - trunc(v)`` is exact in floating point, so values just below ``k + 0.5`` are
     never pushed up, as the naive ``floor(v + 0.5)`` does to 0.49999999999999994.
@@ -268,7 +271,7 @@ def quantize(x, params: QuantParams) -> np.ndarray:
     """
     x = _as_finite("x", x)
     scale, zero_point = params._broadcast(x)
-    q = _round_half_away(x / scale) + zero_point
+    q = round_half_away(x / scale) + zero_point
     return np.clip(q, params.qmin, params.qmax).astype(_storage_dtype(params))
 
 
@@ -384,7 +387,7 @@ def quantize_multiplier(real_multiplier):
     if not np.all(np.isfinite(real)) or np.any(real < 0):
         raise ValueError("real multipliers must be finite and non-negative")
     significand, shift = np.frexp(real)
-    q = _round_half_away(np.asarray(significand * 2.0**31, dtype=np.float64)).astype(np.int64)
+    q = round_half_away(np.asarray(significand * 2.0**31, dtype=np.float64)).astype(np.int64)
     overflow = q == 2**31
     q = np.where(overflow, q // 2, q)
     shift = np.where(overflow, shift + 1, shift).astype(np.int64)
@@ -508,7 +511,7 @@ def activation_range(activation, output_scale, output_zero_point, num_bits=8):
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
     def q(v):
-        return int(output_zero_point) + int(_round_half_away(np.float64(v / float(output_scale))))
+        return int(output_zero_point) + int(round_half_away(np.float64(v / float(output_scale))))
 
     if activation == "NONE":
         return qmin, qmax
