@@ -65,3 +65,32 @@ def test_the_guard_catches_planted_timed_asserts():
 def test_the_guard_reports_invalid_code_with_its_cell():
     with pytest.raises(SyntaxError, match="code cell 1"):
         timed_asserts.scan_sources(["x = 1", "assert ("])
+
+
+# --- claims nothing computes (tests/literal_status.py) ---------------------------------
+
+import literal_status  # noqa: E402
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_assert_on_a_literal_and_no_literal_status_in_a_bars_table(path):
+    findings = literal_status.scan_notebook(path)
+    assert not findings, (
+        f"{path.name} states a result nothing computes; compute the status from the measured "
+        "value:\n" + "\n".join(map(str, findings)))
+
+
+def test_the_literal_status_guard_catches_planted_cases():
+    planted = [
+        "assert True\n"                                                   # 1: reported
+        "bars = [('a', f'{x:.2f}', 'met' if x > 1 else 'not met'),\n"
+        "        ('b', 'checked by a test', 'done'),\n"                   # 3: reported
+        "        ('c', 'n plans', True)]\n",                              # 4: reported
+        "planned = []\n"
+        "planned.append(('d', 'value', ok))\n"                            # computed: fine
+        "planned.append(('e', 'value', 'asserted'))\n"                    # 3: reported
+        "rows = [('f', 'x', 'done')]\n"                                   # not a bars table: fine
+        "assert x > 1\n",
+    ]
+    where = [(f.cell, f.line) for f in literal_status.scan_sources(planted)]
+    assert where == [(0, 1), (0, 3), (0, 4), (1, 3)], where

@@ -348,6 +348,18 @@ def check_plan(lives, plan: Plan) -> None:
         raise ValueError(f"the plan's size {plan.size} is smaller than its highest tensor end")
 
 
+def plan_is_valid(lives, plan: Plan) -> bool:
+    """Whether :func:`check_plan` accepts ``plan`` for ``lives`` (``False`` instead of raising).
+
+    For tables that report, plan by plan, whether the no-overlap check passed.
+    """
+    try:
+        check_plan(lives, plan)
+    except ValueError:
+        return False
+    return True
+
+
 def plan_usage(lives, plan: Plan) -> dict:
     """The source article's ``rho`` and ``beta`` for an arena plan, step by step.
 
@@ -647,7 +659,9 @@ def measure_rss(model, *, how: str = "mmap", kernels: str = "xnnpack", num_threa
         ``{stage: bytes}`` and ``"growth"``: ``{stage: bytes over the previous stage}``.
 
     Raises:
-        ValueError: for a bad ``how`` or kernel set, or a model that is not a ``.tflite``.
+        ValueError: for a bad ``how``, kernel set or thread count, a model that is not a
+            ``.tflite`` or that LiteRT cannot load, or a model with more than one input (the
+            process sets one); all before the process starts.
         RuntimeError: if the measuring process fails (with its error output).
     """
     if how not in ("mmap", "copy"):
@@ -655,6 +669,10 @@ def measure_rss(model, *, how: str = "mmap", kernels: str = "xnnpack", num_threa
     if kernels not in litert.KERNELS:
         raise ValueError(f"kernels must be one of {sorted(litert.KERNELS)}, got {kernels!r}")
     content = litert.read_tflite(model)
+    # Loaded here first (builtin kernels, no weight packing), so that a file LiteRT refuses, a
+    # bad thread count or a second input the process would leave unset is a ValueError.
+    litert._single_input(  # noqa: SLF001
+        litert.make_interpreter(content, num_threads=num_threads, kernels="builtin"), "measure_rss")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.tflite")
         with open(path, "wb") as f:
