@@ -13,6 +13,11 @@ Every public function that takes a ``.tflite`` either gives the right answer on 
 or raises a ``ValueError`` that names what it does not support (:data:`REFUSALS` is the
 whole list); no other exception may escape. A truncated file and a file that is not a
 model give a ``ValueError`` from every function.
+
+The functions that measure (latency, per-operator times, CPU time, frame timelines, RSS and
+cold start in fresh processes) run on four kinds (:data:`MEASURED_KINDS`) with the fewest
+runs they accept; only the structure of their results is checked, never a time's size. What
+they refuse, and broken files, they refuse before any process starts or any model is invoked.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import subprocess
 import warnings
 
 import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
 
-from mobileopt_ref import compute, energy, litert, memory, pruning
+from mobileopt_ref import compute, energy, litert, memory, pruning, ux
 from mobileopt_ref._keras import keras, tf
 from mobileopt_ref._quiet import native_stderr_captured
 
@@ -591,6 +598,115 @@ FUNCTIONS = {
     "tflite_op_densities": (lambda c, i: pruning.tflite_op_densities(c), check_tflite_op_densities),
 }
 
+
+# The functions that measure (time, memory, fresh processes) run on a few kinds, with the
+# fewest runs they accept. Only the structure of what they return is checked (counts, keys,
+# order statistics, causality): never how fast this CPU is (CONTRIBUTING.md).
+MEASURED_KINDS = ("float32_keras_24x16", "int8_io_int8", "two_inputs", "prefill_decode")
+
+
+def _check_order_statistics(samples, *quantiles):
+    samples = np.asarray(samples)
+    assert np.all(samples > 0)
+    assert [samples.min(), *quantiles, samples.max()] == sorted([samples.min(), *quantiles, samples.max()])
+
+
+def _check_latency_stats(stats, round_sizes):
+    assert stats.runs == len(stats.samples_ms) == sum(round_sizes)
+    assert stats.round_sizes == tuple(round_sizes)
+    _check_order_statistics(stats.samples_ms, stats.p50_ms, stats.p90_ms, stats.p99_ms)
+    assert stats.ci95_ms[0] <= stats.p50_ms <= stats.ci95_ms[1]
+
+
+def check_measure_latency(content, kind, stats):
+    _check_latency_stats(stats, (3,))
+
+
+def check_compare_latency(content, kind, runs):
+    assert list(runs) == ["xnnpack", "reference"]
+    _check_latency_stats(runs["xnnpack"], (2, 1))
+    _check_latency_stats(runs["reference"], (1, 1))
+
+
+def check_profile_ops(content, kind, profile):
+    timed = [row["index"] for row in compute.tflite_macs(content)["ops"] if "once, at load" not in row["kind"]]
+    assert [op["index"] for op in profile.ops] == list(profile.runs) == timed
+    for stats in profile.runs.values():
+        _check_latency_stats(stats, (2, 1))
+    _check_latency_stats(profile.whole, (2, 1))
+    assert [op["p50_ms"] for op in profile.ops] == [profile.runs[i].p50_ms for i in timed]
+    kinds = profile.by_kind()
+    assert sum(entry["count"] for entry in kinds.values()) == len(timed)
+    assert sum(entry["share"] for entry in kinds.values()) == pytest.approx(1.0)
+
+
+def check_measure_long_runs(content, kind, runs):
+    ((tail, samples),) = runs.values()
+    assert samples.shape == (3,) and tail.runs == 3
+    _check_order_statistics(samples, tail.p50_ms, tail.p90_ms, tail.p99_ms, tail.p999_ms)
+    assert tail.max_ms == samples.max() and tail.std_ms >= 0 and tail.jitter_ms >= 0
+
+
+def check_measure_cpu_time(content, kind, times):
+    assert list(times) == ["a", "b"]
+    for name, runs in (("a", [2.0, 1.0]), ("b", [1.0, 1.0])):
+        assert times[name].inferences == sum(runs) and list(times[name].runs) == runs
+        assert times[name].wall_s.shape == times[name].cpu_s.shape == (2,)
+        assert np.all(times[name].wall_s > 0) and np.all(times[name].cpu_s >= 0)
+
+
+def check_run_timeline(content, kind, timelines):
+    for design, timeline in zip(ux.DESIGNS, timelines):
+        assert timeline.design == design and timeline.ticks == 6  # 0.2 s at 30 frames a second
+        np.testing.assert_allclose(timeline.arrivals, np.arange(6) / 30)
+        frames = [frame for frame, _, _ in timeline.inferences]
+        assert len(frames) == len(set(frames)) and set(frames) <= set(range(6))
+        assert len(frames) + timeline.skipped == 6  # every camera frame inferred or skipped
+        assert all(timeline.arrivals[frame] - 1e-6 <= start <= end for frame, start, end in timeline.inferences)
+        ticks = [tick for tick, _, _, _ in timeline.ui_frames]
+        assert ticks == sorted(set(ticks)) and set(ticks) <= set(range(6))
+        if design == "worker":
+            assert ticks == list(range(6))  # the UI thread draws every tick
+        assert {shown for _, _, _, shown in timeline.ui_frames} <= {-1, *frames}
+        assert set(timeline.dropped_refreshes) <= set(range(1, 7))
+        assert timeline.shown.sum() == 6 - timeline.dropped_ui
+        assert len(timeline.end_to_end_ms) <= len(frames) and np.all(timeline.end_to_end_ms >= 0)
+
+
+def check_measure_rss(content, kind, stages):
+    names = ["start", "read", "created", "allocated", "invoked", "steady"]
+    assert list(stages) == [*names, "growth"]
+    assert all(isinstance(stages[n], int) and stages[n] > 0 for n in names)
+    assert stages["growth"] == {b: stages[b] - stages[a] for a, b in zip(names, names[1:])}
+
+
+def check_measure_cold_start(content, kind, cold):
+    assert list(cold.stages_ms) == list(ux.COLD_STAGES)
+    for stage, times in cold.stages_ms.items():
+        assert times.shape == (1,) and times[0] >= 0, stage
+    assert cold.warm.runs == 2 and cold.warm.p50_ms <= cold.warm.p99_ms <= cold.warm.max_ms
+    assert cold.app_cold_ms[0] >= cold.model_cold_ms[0] >= 0
+
+
+MEASURES = {
+    # name: (call(content, inputs), check(content, kind, result)), as in FUNCTIONS
+    "measure_latency": (lambda c, i: compute.measure_latency(c, num_runs=3, warmup=1), check_measure_latency),
+    "compare_latency": (lambda c, i: compute.compare_latency(
+        {"xnnpack": c, "reference": c}, num_runs={"xnnpack": 3, "reference": 2}, warmup=1, rounds=2,
+        kernels={"xnnpack": "xnnpack", "reference": "reference"}), check_compare_latency),
+    "profile_ops": (lambda c, i: compute.profile_ops(c, num_runs=3, warmup=1, rounds=2, num_threads=1),
+                    check_profile_ops),
+    "measure_long_runs": (lambda c, i: ux.measure_long_runs({"model": c}, num_runs=3, rounds=2, warmup=1),
+                          check_measure_long_runs),
+    "measure_cpu_time": (lambda c, i: energy.measure_cpu_time(
+        {"a": c, "b": c}, num_runs={"a": 3, "b": 2}, rounds=2, warmup=1, num_threads=1), check_measure_cpu_time),
+    "run_timeline": (lambda c, i: [ux.run_timeline(c, fps=30, duration_s=0.2, design=design, render_ms=1.0,
+                                                   warmup=1) for design in ux.DESIGNS], check_run_timeline),
+    "measure_rss": (lambda c, i: memory.measure_rss(c, num_threads=1), check_measure_rss),
+    "measure_cold_start": (lambda c, i: ux.measure_cold_start(c, repeats=1, warm_runs=2, num_threads=1),
+                           check_measure_cold_start),
+}
+
 # What each function refuses, with the words its ValueError must contain. Every other
 # (file, function) pair must give the right answer.
 _ONE_INPUT = "runs models with one input"
@@ -617,7 +733,10 @@ REFUSALS = {
     ("vector_int16x8", "inference_energy"): "no arithmetic for dtype 'int16'",
     # A language model's ops: no MAC count for slicing and gathering.
     **{("prefill_decode", function): "STRIDED_SLICE, which tflite_macs does not know how to count"
-       for function in ("tflite_macs", "inference_energy")},
+       for function in ("tflite_macs", "inference_energy", "profile_ops")},
+    # A fresh process that loads the file sets one input (the other would stay unset).
+    **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "prefill_decode")
+       for function in ("measure_rss", "measure_cold_start")},
 }
 
 
@@ -634,6 +753,30 @@ def test_every_function_answers_right_or_names_what_it_does_not_support(corpus, 
     check(content, kind, call(content, _inputs_for(content)))
 
 
+def _forbid_measuring(monkeypatch):
+    """Makes starting a process or invoking a model fail the test: a refusal comes first."""
+    def forbidden(*args, **kwargs):
+        pytest.fail("a process was started or a model invoked before the refusal")
+
+    monkeypatch.setattr(subprocess, "run", forbidden)
+    monkeypatch.setattr(Interpreter, "invoke", forbidden)
+
+
+@pytest.mark.parametrize("function", MEASURES)
+@pytest.mark.parametrize("kind", MEASURED_KINDS)
+def test_every_measurement_has_its_structure_or_names_what_it_does_not_support(corpus, kind, function,
+                                                                                monkeypatch):
+    content = corpus[kind]
+    call, check = MEASURES[function]
+    refusal = REFUSALS.get((kind, function))
+    if refusal is not None:
+        _forbid_measuring(monkeypatch)
+        with pytest.raises(ValueError, match=refusal):
+            call(content, None)
+        return
+    check(content, kind, call(content, None))
+
+
 BROKEN = {
     "first_100_bytes": lambda corpus: corpus["int8_io_int8"][:100],
     "first_half": lambda corpus: corpus["float16_weights"][: len(corpus["float16_weights"]) // 2],
@@ -641,13 +784,54 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", {**FUNCTIONS, **MEASURES})
 @pytest.mark.parametrize("broken", BROKEN)
-def test_a_truncated_file_or_one_that_is_not_a_model_gives_a_value_error(corpus, broken, function):
+def test_a_truncated_file_or_one_that_is_not_a_model_gives_a_value_error(corpus, broken, function, monkeypatch):
     content = BROKEN[broken](corpus)
-    call, _ = FUNCTIONS[function]
+    call, _ = {**FUNCTIONS, **MEASURES}[function]
+    if function in MEASURES:
+        _forbid_measuring(monkeypatch)
     with pytest.raises(ValueError, match=r"not a (complete )?\.tflite model"):
         call(content, _inputs_for(content))
+
+
+@pytest.mark.parametrize("function", ["compare_latency", "measure_long_runs", "measure_cpu_time", "profile_ops"])
+def test_a_broken_file_beside_a_good_one_is_refused_before_either_is_invoked(corpus, function, monkeypatch):
+    models = {"good": corpus["float32_keras_24x16"], "broken": BROKEN["first_half"](corpus)}
+    call = {
+        "compare_latency": lambda: compute.compare_latency(models, num_runs=3, warmup=1, rounds=2),
+        "measure_long_runs": lambda: ux.measure_long_runs(models, num_runs=3, warmup=1, rounds=2),
+        "measure_cpu_time": lambda: energy.measure_cpu_time(models, num_runs=3, warmup=1, rounds=2),
+        "profile_ops": lambda: compute.profile_ops(models, num_runs=3, warmup=1, rounds=2),
+    }[function]
+    _forbid_measuring(monkeypatch)
+    with pytest.raises(ValueError, match=r"not a (complete )?\.tflite model"):
+        call()
+
+
+def _only_signature(content: bytes, key: str) -> bytes:
+    """The model with one of its signatures only, whose subgraph becomes the first (run by default)."""
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    (signature,) = [s for s in flat.signatureDefs
+                    if (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else s.signatureKey) == key]
+    flat.subgraphs = [flat.subgraphs[signature.subgraphIndex]]
+    signature.subgraphIndex = 0
+    flat.signatureDefs = [signature]
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_token_ids_alone_are_timed_with_id_0_or_refused_by_a_fresh_process(corpus, monkeypatch):
+    """The prefill signature alone: one input of int32 token ids. The in-process harness feeds
+    id 0; a cold start's random pixel values would index past the embedding table."""
+    content = _only_signature(corpus["prefill_decode"], "prefill")
+    (inp,) = litert.make_interpreter(content).get_input_details()
+    assert inp["dtype"] == np.int32 and inp["quantization"][0] == 0
+    _check_latency_stats(compute.measure_latency(content, num_runs=3, warmup=1), (3,))
+    _forbid_measuring(monkeypatch)
+    with pytest.raises(ValueError, match=r"int32 without quantization \(token ids"):
+        ux.measure_cold_start(content, repeats=1, warm_runs=2)
 
 
 def test_share_in_place_refuses_a_broken_file_with_valid_lifetimes(corpus):

@@ -283,7 +283,8 @@ def compare_latency(
         ``{name: LatencyStats}`` in the order given.
 
     Raises:
-        ValueError: for no models, bad counts or an invalid model.
+        ValueError: for no models, bad counts or an invalid model (before any model is
+            invoked).
     """
     if not models:
         raise ValueError("compare_latency needs at least one model")
@@ -291,11 +292,12 @@ def compare_latency(
         _check_per_model(option, value, models)
     plan = round_plan(models, num_runs, warmup, rounds)
     interpreters = {}
-    for name, model in models.items():
+    for name, model in models.items():  # every model checked and loaded before any is invoked
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
         threads = num_threads[name] if isinstance(num_threads, dict) else num_threads
         interpreters[name] = prepared_interpreter(model, threads, kernel_set, seed)
-        _time_invokes(interpreters[name], warmup)
+    for interpreter in interpreters.values():
+        _time_invokes(interpreter, warmup)
     samples = {name: [] for name in models}
     names = list(interpreters)
     for r in range(rounds):

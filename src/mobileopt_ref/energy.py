@@ -672,7 +672,8 @@ def measure_cpu_time(models: dict, *, num_runs: int | dict = 100, rounds: int = 
         ``{name: CpuTime}``.
 
     Raises:
-        ValueError: for no models or bad counts.
+        ValueError: for no models, bad counts or an invalid model (before any model is
+            invoked).
     """
     import time  # noqa: PLC0415
 

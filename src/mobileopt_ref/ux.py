@@ -141,6 +141,10 @@ def measure_long_runs(models: dict, *, num_runs: int | dict = 2000, rounds: int 
 
     Returns:
         ``{name: (TailStats, samples in ms as measured)}``.
+
+    Raises:
+        ValueError: as :func:`mobileopt_ref.compute.compare_latency` (no models, bad counts,
+            or an invalid model, before any model is invoked).
     """
     runs = compute.compare_latency(models, num_runs=num_runs, rounds=rounds, warmup=warmup,
                                    num_threads=num_threads, kernels=kernels)
@@ -240,7 +244,10 @@ def measure_cold_start(model, *, repeats: int = 5, warm_runs: int = 50, num_thre
         A :class:`ColdStart`.
 
     Raises:
-        ValueError: for bad counts, an unknown kernel set or a model that is not a ``.tflite``.
+        ValueError: for bad counts, an unknown kernel set, a model that is not a ``.tflite``
+            or that LiteRT cannot load, a model with more than one input, or an input of
+            token ids (``int32`` or ``int64`` without quantization: the random pixel values
+            the processes feed would index past a table); all before any process starts.
         RuntimeError: if a measuring process fails (with its error output).
     """
     for name, value in (("repeats", repeats), ("warm_runs", warm_runs), ("num_threads", num_threads)):
@@ -249,6 +256,16 @@ def measure_cold_start(model, *, repeats: int = 5, warm_runs: int = 50, num_thre
     if kernels not in litert.KERNELS:
         raise ValueError(f"kernels must be one of {sorted(litert.KERNELS)}, got {kernels!r}")
     content = litert.read_tflite(model)
+    # Loaded here first (builtin kernels, no weight packing): what the processes could not run
+    # is a ValueError before any of them starts.
+    inp = litert._single_input(  # noqa: SLF001
+        litert.make_interpreter(content, num_threads=1, kernels="builtin"), "measure_cold_start")
+    if np.dtype(inp["dtype"]) in (np.int32, np.int64) and inp["quantization"][0] == 0:
+        raise ValueError(
+            f"measure_cold_start feeds random pixel values 0-255; input {inp['name']!r} is "
+            f"{np.dtype(inp['dtype']).name} without quantization (token ids or indices), which they "
+            "would index past its table: time such a model with compute.measure_latency (ids 0)"
+        )
     stages = {s: [] for s in COLD_STAGES}
     warm = []
     with tempfile.TemporaryDirectory() as folder:
@@ -491,7 +508,8 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
 
     Raises:
         ValueError: for a non-positive frame rate or duration, a negative render or
-            minimum inference time, or an unknown design.
+            minimum inference time, an unknown design, or an invalid model (before any
+            invoke).
     """
     fps = _check_rate(fps)
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
