@@ -34,7 +34,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from mobileopt_ref import compute, energy, litert, memory, pruning, ux
+from mobileopt_ref import compute, data, energy, litert, memory, pruning, report, ux
 from mobileopt_ref._keras import keras, tf
 from mobileopt_ref._quiet import native_stderr_captured
 
@@ -54,6 +54,8 @@ KINDS = (
     "no_signature",            # the first file with its signatures removed
     "quantizer_wi4",           # LiteRT Quantizer: int4 weights dequantized before use
     "quantizer_dynamic_wi4",   # LiteRT Quantizer: int4 weights read by the kernels themselves
+    "prefill_only",            # the two-signature file cut to its prefill signature: token ids in
+    "decode_only",             # ... and to its decode signature: a token and the KV cache in
 )
 
 # Multiply-accumulates of one inference, counted by hand from each architecture (below).
@@ -264,6 +266,8 @@ def build_corpus(folder) -> dict:
     files["no_signature"] = _without_signatures(files["float32_keras_24x16"])
     files["quantizer_wi4"] = litert.quantize_with_recipe(files["float32_keras_24x16"], "weight_only_wi4_afp32")
     files["quantizer_dynamic_wi4"] = _dynamic_wi4(files["float32_keras_24x16"])
+    files["prefill_only"] = litert.select_signature(files["prefill_decode"], "prefill")
+    files["decode_only"] = litert.select_signature(files["prefill_decode"], "decode")
     assert tuple(files) == KINDS
     return files
 
@@ -373,13 +377,16 @@ def check_read_graph(content, kind, graph):
 
 
 def check_make_interpreter(content, kind, interpreter):
-    graph = litert.read_graph(content)
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _example(detail, 1))
     interpreter.invoke()
     for detail in interpreter.get_output_details():
         value = interpreter.get_tensor(detail["index"])
-        assert value.shape == graph.tensors[detail["index"]].shape and np.all(np.isfinite(value))
+        assert value.shape == tuple(detail["shape"]) and np.all(np.isfinite(value))
+    if kind != "prefill_decode":  # the shapes the file declares
+        graph = litert.read_graph(content)
+        assert [graph.tensors[d["index"]].shape for d in interpreter.get_output_details()] == [
+            tuple(d["shape"]) for d in interpreter.get_output_details()]
 
 
 def check_model_size(content, kind, size):
@@ -468,8 +475,17 @@ def check_tensor_lifetimes(content, kind, lives):
         assert 0 <= life.first <= life.last <= last
         if life.tensor in graph.inputs or life.tensor in graph.outputs:
             assert life.last == last
-    doubled = memory.tensor_lifetimes(content, batch=2)
-    assert [life.size for life in doubled] == [2 * life.size for life in lives]
+    if kind in FIXED_BATCH:  # LiteRT cannot resize these to a batch of 2: refused, by name
+        with pytest.raises(ValueError, match=FIXED_BATCH[kind]):
+            memory.tensor_lifetimes(content, batch=2)
+        return
+    doubled = {life.tensor: life.size for life in memory.tensor_lifetimes(content, batch=2)}
+    assert set(doubled) == {life.tensor for life in lives}
+    if kind == "prefill_only":  # tokens[0]: only the input grows; the rest is fixed at one sequence
+        assert [doubled[life.tensor] for life in lives] == [
+            (2 if life.tensor in graph.inputs else 1) * life.size for life in lives]
+    else:
+        assert [doubled[life.tensor] for life in lives] == [2 * life.size for life in lives]
 
 
 def check_share_in_place(content, kind, merged):
@@ -559,15 +575,59 @@ def _replace_first_constant(content):
 
 
 def check_quantize_with_recipe(content, kind, quantized):
-    graph = litert.read_graph(quantized)
-    assert "DEQUANTIZE" in graph.op_counts() and "DEQUANTIZE" not in litert.read_graph(content).op_counts()
+    keys = list(litert.signatures(content)) if kind == "prefill_decode" else [None]
+    assert list(litert.signatures(quantized)) == list(litert.signatures(content))
+    for key in keys:  # each signature of a two-signature file gets its weights quantized
+        before, after = (litert.select_signature(c, key) if key else c for c in (content, quantized))
+        assert "DEQUANTIZE" in litert.read_graph(after).op_counts()
+        assert "DEQUANTIZE" not in litert.read_graph(before).op_counts()
     dtypes = [[d["dtype"] for d in litert.make_interpreter(c).get_input_details()] for c in (content, quantized)]
     assert dtypes[0] == dtypes[1]  # inputs unchanged (float32, or token ids)
+
+
+def check_signatures(content, kind, keys):
+    listed = litert.make_interpreter(content).get_signature_list()
+    assert list(keys) == list(listed)
+    assert keys == ({"decode": 0, "prefill": 1} if kind == "prefill_decode" else dict.fromkeys(listed, 0))
+
+
+def _first_signature(content):
+    return litert.select_signature(content, next(iter(litert.signatures(content)), "serving_default"))
+
+
+def check_select_signature(content, kind, single):
+    assert len(litert.signatures(single)) == 1
+    original = litert.select_signature(content, "decode") if kind == "prefill_decode" else content
+    assert litert.read_graph(single).op_counts() == litert.read_graph(original).op_counts()
+    assert litert.model_size(single) <= litert.model_size(content)
+
+
+def check_check_one_graph(content, kind, result):
+    assert result == content
+
+
+def check_evaluate_tflite(content, kind, accuracy):
+    images = _inputs_for(content).images
+    labels = np.arange(3) % litert.predict_tflite(content, images).shape[1]
+    assert accuracy == np.mean(np.argmax(litert.predict_tflite(content, images), axis=1) == labels)
+
+
+def _labels_for(content):
+    """Three labels a classifier of the file's outputs can have (0, 1, 2 modulo its classes)."""
+    try:
+        classes = litert.make_interpreter(content).get_output_details()[0]["shape"][-1]
+    except ValueError:
+        classes = 3
+    return np.arange(3) % classes
 
 
 FUNCTIONS = {
     # name: (call(content, inputs), check(content, kind, result))
     "read_tflite": (lambda c, i: litert.read_tflite(c), check_read_tflite),
+    "signatures": (lambda c, i: litert.signatures(c), check_signatures),
+    "select_signature": (lambda c, i: _first_signature(c), check_select_signature),
+    "check_one_graph": (lambda c, i: litert.check_one_graph(c, "caller"), check_check_one_graph),
+    "evaluate_tflite": (lambda c, i: litert.evaluate_tflite(c, i.images, _labels_for(c)), check_evaluate_tflite),
     "read_graph": (lambda c, i: litert.read_graph(c), check_read_graph),
     "make_interpreter": (lambda c, i: litert.make_interpreter(c), check_make_interpreter),
     "model_size": (lambda c, i: litert.model_size(c), check_model_size),
@@ -602,7 +662,7 @@ FUNCTIONS = {
 # The functions that measure (time, memory, fresh processes) run on a few kinds, with the
 # fewest runs they accept. Only the structure of what they return is checked (counts, keys,
 # order statistics, causality): never how fast this CPU is (CONTRIBUTING.md).
-MEASURED_KINDS = ("float32_keras_24x16", "int8_io_int8", "two_inputs", "prefill_decode")
+MEASURED_KINDS = ("float32_keras_24x16", "int8_io_int8", "two_inputs", "prefill_decode", "decode_only")
 
 
 def _check_order_statistics(samples, *quantiles):
@@ -688,8 +748,20 @@ def check_measure_cold_start(content, kind, cold):
     assert cold.app_cold_ms[0] >= cold.model_cold_ms[0] >= 0
 
 
+def check_measure_variants(content, kind, records):
+    (record,) = records
+    images = _inputs_for(content).images
+    correct = np.argmax(litert.predict_tflite(content, images), axis=1) == _labels_for(content)
+    assert record.name == "model" and record.size_bytes == len(content) and record.accuracy == correct.mean()
+    np.testing.assert_array_equal(record.correct, correct)
+    _check_latency_stats(record.latency, (2, 1))
+
+
 MEASURES = {
     # name: (call(content, inputs), check(content, kind, result)), as in FUNCTIONS
+    "measure_variants": (lambda c, i: report.measure_variants(
+        {"model": c}, data.Split(_inputs_for(c).images, _labels_for(c)), num_runs=3, warmup=1, rounds=2,
+        num_threads=1), check_measure_variants),
     "measure_latency": (lambda c, i: compute.measure_latency(c, num_runs=3, warmup=1), check_measure_latency),
     "compare_latency": (lambda c, i: compute.compare_latency(
         {"xnnpack": c, "reference": c}, num_runs={"xnnpack": 3, "reference": 2}, warmup=1, rounds=2,
@@ -707,35 +779,55 @@ MEASURES = {
                            check_measure_cold_start),
 }
 
+FUNCTIONS_NAMES, MEASURES_NAMES = tuple(FUNCTIONS), tuple(MEASURES)
+
 # What each function refuses, with the words its ValueError must contain. Every other
 # (file, function) pair must give the right answer.
 _ONE_INPUT = "runs models with one input"
 _NO_INT8_LAYER = "is not int8-quantized"
+_CHOOSE_SIGNATURE = r"signatures 'decode' \(subgraph 0\), 'prefill' \(subgraph 1\): choose one with litert.select_signature"
+_IMAGES_ONLY = r"runs image models .* feed inputs you prepared with run_batches"
+# Files LiteRT cannot resize to a batch of 2, and the words of the refusal.
+FIXED_BATCH = {
+    "grayscale_fixed_batch": r"cannot run this model with batch=2.*RESHAPE",
+    "two_inputs": "batch=2 needs a model with one input",
+    "decode_only": "batch=2 needs a model with one input",
+}
+# Functions that read a file as a whole: they take a file with several signatures.
+WHOLE_FILE = ("read_tflite", "make_interpreter", "model_size", "gzip_size", "accelerator_status",
+              "quantize_with_recipe", "signatures", "select_signature")
 REFUSALS = {
     # A float, int16 or weight-only model has no int8 layer to recompute.
     **{(kind, "kernel_deviations"): _NO_INT8_LAYER for kind in (
         "float32_keras_24x16", "dynamic_range_int8", "float16_weights", "grayscale_fixed_batch",
-        "vector_int16x8", "two_inputs", "prefill_decode", "no_signature", "quantizer_wi4",
-        "quantizer_dynamic_wi4")},
+        "vector_int16x8", "two_inputs", "no_signature", "quantizer_wi4",
+        "quantizer_dynamic_wi4", "prefill_only", "decode_only")},
+    # Two signatures (prefill and decode): every function that reads or runs one graph asks
+    # for one, and names them.
+    **{("prefill_decode", function): _CHOOSE_SIGNATURE
+       for function in (*FUNCTIONS_NAMES, *MEASURES_NAMES) if function not in WHOLE_FILE},
+    # Not images: a vector, token ids.
+    **{(kind, function): _IMAGES_ONLY for kind in ("vector_int16x8", "prefill_only")
+       for function in ("predict_tflite", "evaluate_tflite")},
+    # No signature to select.
+    ("no_signature", "select_signature"): r"no signature 'serving_default' in this model; it has none",
     # LiteRT Quantizer takes float32 models; it would leave quantized tensors as they are.
     **{(kind, "quantize_with_recipe"): "needs a float32 model" for kind in (
         "int8_io_int8", "int8_io_uint8", "dynamic_range_int8", "float16_weights", "qat_int8",
         "vector_int16x8", "quantizer_wi4", "quantizer_dynamic_wi4")},
-    # Two inputs (an image and a vector; the decode signature's token and cache, the first
-    # subgraph of the two-signature file): the functions that feed one input cannot run them.
-    **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "prefill_decode")
-       for function in ("predict_tflite", "run_batches", "run_tensors")},
-    ("two_inputs", "runtime_offsets_batch_2"): "batch=2 needs a model with one input",
-    ("prefill_decode", "runtime_offsets_batch_2"): "batch=2 needs a model with one input",
-    # A batch fixed at 1 (a RESHAPE to (1, 180)) cannot be resized.
-    ("grayscale_fixed_batch", "runtime_offsets_batch_2"): r"cannot run this model with batch=2.*RESHAPE",
+    # Two inputs (an image and a vector; the decode signature's token and cache): the
+    # functions that feed one input cannot run them.
+    **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "decode_only")
+       for function in ("predict_tflite", "evaluate_tflite", "run_batches", "run_tensors", "measure_variants")},
+    # A batch fixed in the file (a RESHAPE to (1, 180)), or several inputs: no batch of 2.
+    **{(kind, "runtime_offsets_batch_2"): words for kind, words in FIXED_BATCH.items()},
     # int16 activations: the energy table has int8 and float32 arithmetic only.
     ("vector_int16x8", "inference_energy"): "no arithmetic for dtype 'int16'",
     # A language model's ops: no MAC count for slicing and gathering.
-    **{("prefill_decode", function): "STRIDED_SLICE, which tflite_macs does not know how to count"
-       for function in ("tflite_macs", "inference_energy", "profile_ops")},
+    **{(kind, function): "STRIDED_SLICE, which tflite_macs does not know how to count"
+       for kind in ("prefill_only", "decode_only") for function in ("tflite_macs", "inference_energy", "profile_ops")},
     # A fresh process that loads the file sets one input (the other would stay unset).
-    **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "prefill_decode")
+    **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "decode_only")
        for function in ("measure_rss", "measure_cold_start")},
 }
 
@@ -778,6 +870,8 @@ def test_every_measurement_has_its_structure_or_names_what_it_does_not_support(c
 
 
 BROKEN = {
+    "last_byte_missing": lambda corpus: corpus["float32_keras_24x16"][:-1],
+    "last_16_bytes_missing": lambda corpus: corpus["prefill_decode"][:-16],
     "first_100_bytes": lambda corpus: corpus["int8_io_int8"][:100],
     "first_half": lambda corpus: corpus["float16_weights"][: len(corpus["float16_weights"]) // 2],
     "not_a_model": lambda corpus: b"hello",
@@ -809,23 +903,10 @@ def test_a_broken_file_beside_a_good_one_is_refused_before_either_is_invoked(cor
         call()
 
 
-def _only_signature(content: bytes, key: str) -> bytes:
-    """The model with one of its signatures only, whose subgraph becomes the first (run by default)."""
-    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    (signature,) = [s for s in flat.signatureDefs
-                    if (s.signatureKey.decode() if isinstance(s.signatureKey, bytes) else s.signatureKey) == key]
-    flat.subgraphs = [flat.subgraphs[signature.subgraphIndex]]
-    signature.subgraphIndex = 0
-    flat.signatureDefs = [signature]
-    builder = flatbuffers.Builder(len(content) + 1024)
-    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def test_token_ids_alone_are_timed_with_id_0_or_refused_by_a_fresh_process(corpus, monkeypatch):
     """The prefill signature alone: one input of int32 token ids. The in-process harness feeds
     id 0; a cold start's random pixel values would index past the embedding table."""
-    content = _only_signature(corpus["prefill_decode"], "prefill")
+    content = corpus["prefill_only"]
     (inp,) = litert.make_interpreter(content).get_input_details()
     assert inp["dtype"] == np.int32 and inp["quantization"][0] == 0
     _check_latency_stats(compute.measure_latency(content, num_runs=3, warmup=1), (3,))
@@ -844,11 +925,13 @@ def test_share_in_place_refuses_a_broken_file_with_valid_lifetimes(corpus):
 
 def test_paths_work_as_bytes_do(corpus, tmp_path):
     path = tmp_path / "model.tflite"
-    path.write_bytes(corpus["prefill_decode"])
-    assert litert.read_tflite(path) == corpus["prefill_decode"] == litert.read_tflite(str(path))
-    assert litert.read_graph(path).op_counts() == litert.read_graph(corpus["prefill_decode"]).op_counts()
+    path.write_bytes(corpus["prefill_only"])
+    assert litert.read_tflite(path) == corpus["prefill_only"] == litert.read_tflite(str(path))
+    assert litert.read_graph(path).op_counts() == litert.read_graph(corpus["prefill_only"]).op_counts()
     assert [life.tensor for life in memory.tensor_lifetimes(path)] == [
-        life.tensor for life in memory.tensor_lifetimes(corpus["prefill_decode"])]
+        life.tensor for life in memory.tensor_lifetimes(corpus["prefill_only"])]
+    path.write_bytes(corpus["prefill_decode"])
+    assert litert.select_signature(path, "decode") == litert.select_signature(corpus["prefill_decode"], "decode")
 
 
 def test_a_batch_fixed_in_the_file_is_kept_or_refused_by_name(corpus):
@@ -860,3 +943,77 @@ def test_a_batch_fixed_in_the_file_is_kept_or_refused_by_name(corpus):
     np.testing.assert_allclose(outputs[2], litert.run_batches(content, x[2:], batch_size=1)[0], atol=1e-6)
     with pytest.raises(ValueError, match=r"cannot take an input of shape \(2, 20, 12, 1\)"):
         litert.run_tensors(content, x[:2], [litert.read_graph(content).outputs[0]])
+
+
+def test_select_signature_makes_a_file_of_one_signature_with_the_buffers_it_uses(corpus):
+    content = corpus["prefill_decode"]
+    assert litert.signatures(content) == {"decode": 0, "prefill": 1}
+    for key, tokens in (("prefill", (1, 6)), ("decode", (1, 1))):
+        single = litert.select_signature(content, key)
+        assert litert.signatures(single) == {key: 0}
+        interpreter = litert.make_interpreter(single)
+        assert tuple(interpreter.get_input_details()[0]["shape"]) == tokens
+        # The same computation as the signature of the whole file.
+        whole = litert.make_interpreter(content).get_signature_runner(key)
+        runner = interpreter.get_signature_runner(key)
+        inputs = {name: _example(detail, 1, seed=3) for name, detail in runner.get_input_details().items()}
+        np.testing.assert_array_equal(runner(**inputs)["cache"], whole(**inputs)["cache"])
+        # Every buffer kept is used by a tensor of the signature, by the file's metadata
+        # (the converter's version records), or is the empty buffer 0.
+        flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(single, 0))
+        used = {t.buffer for t in flat.subgraphs[0].tensors} | {m.buffer for m in flat.metadata} | {0}
+        assert len(flat.buffers) < len(schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0)).buffers)
+        assert set(range(len(flat.buffers))) == used
+    assert litert.signatures(corpus["no_signature"]) == {}
+    with pytest.raises(ValueError, match=r"no signature 'generate' in this model; it has \['decode', 'prefill'\]"):
+        litert.select_signature(content, "generate")
+    with pytest.raises(ValueError, match="no signature 'serving_default' in this model; it has none"):
+        litert.select_signature(corpus["no_signature"], "serving_default")
+
+
+def test_every_constant_takes_in_the_file_the_bytes_its_type_says(corpus):
+    """``TensorInfo.nbytes`` (int4 two per byte) against the bytes each weight has in the file:
+    the count that model sizes, MAC tables and the energy model rest on."""
+    seen = set()
+    for kind, content in corpus.items():
+        if kind == "prefill_decode":
+            continue
+        for tensor in litert.read_graph(content).tensors:
+            if tensor.data is not None and not tensor.sparse:
+                assert tensor.nbytes == tensor.data.nbytes, (kind, tensor)
+                seen.add(tensor.dtype_name)
+    assert {"INT4", "int8", "float16", "float32", "int32"} <= seen
+
+
+_INTEGER_OPTIONS = {
+    # function: (call with one option set, the options that must be positive or non-negative integers)
+    "measure_latency": (lambda c, **o: compute.measure_latency(c, **{"num_runs": 3, "warmup": 1, **o}),
+                        ("num_runs", "warmup", "num_threads")),
+    "compare_latency": (lambda c, **o: compute.compare_latency({"a": c}, **{"num_runs": 3, "warmup": 1, "rounds": 1, **o}),
+                        ("num_runs", "warmup", "rounds", "num_threads")),
+    "profile_ops": (lambda c, **o: compute.profile_ops(c, **{"num_runs": 3, "warmup": 1, "rounds": 1, **o}),
+                    ("num_runs", "warmup", "rounds", "num_threads")),
+    "measure_long_runs": (lambda c, **o: ux.measure_long_runs({"a": c}, **{"num_runs": 3, "warmup": 1, "rounds": 1, **o}),
+                          ("num_runs", "warmup", "rounds")),
+    "measure_cpu_time": (lambda c, **o: energy.measure_cpu_time({"a": c}, **{"num_runs": 3, "warmup": 1, "rounds": 1, **o}),
+                         ("num_runs", "warmup", "rounds", "num_threads")),
+    "run_timeline": (lambda c, **o: ux.run_timeline(c, **{"fps": 30, "duration_s": 0.1, "warmup": 1, **o}),
+                     ("warmup", "num_threads")),
+    "measure_rss": (lambda c, **o: memory.measure_rss(c, **o), ("num_threads",)),
+    "measure_cold_start": (lambda c, **o: ux.measure_cold_start(c, **{"repeats": 1, "warm_runs": 2, **o}),
+                           ("repeats", "warm_runs", "num_threads")),
+    "predict_tflite": (lambda c, **o: litert.predict_tflite(c, np.zeros((2, 24, 16, 3), np.uint8), **o),
+                       ("batch_size", "num_threads")),
+    "tensor_lifetimes": (lambda c, **o: memory.tensor_lifetimes(c, **o), ("batch",)),
+    "runtime_offsets": (lambda c, **o: memory.runtime_offsets(c, **o), ("batch",)),
+}
+
+
+@pytest.mark.parametrize("value", [1.5, -1, True, "2"], ids=repr)
+@pytest.mark.parametrize("function", _INTEGER_OPTIONS)
+def test_counts_that_are_not_whole_numbers_are_refused_before_anything_runs(corpus, function, value, monkeypatch):
+    call, options = _INTEGER_OPTIONS[function]
+    _forbid_measuring(monkeypatch)
+    for option in options:  # every value given is wrong for every option: none is a whole number >= 0
+        with pytest.raises(ValueError, match=rf"{option} must be a"):
+            call(corpus["float32_keras_24x16"], **{option: value})

@@ -186,8 +186,14 @@ def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", 
         num_threads: interpreter threads.
         kernels: one of :data:`mobileopt_ref.litert.KERNELS`.
         seed: seed of the random inputs.
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model, a model with several
+            subgraphs (choose a signature with :func:`mobileopt_ref.litert.select_signature`),
+            or bad threads or kernels.
     """
-    interpreter = litert.make_interpreter(model, num_threads=num_threads, kernels=kernels)
+    interpreter = litert.make_interpreter(litert.check_one_graph(model, "prepared_interpreter"),
+                                          num_threads=num_threads, kernels=kernels)
     rng = np.random.default_rng(seed)
     details = interpreter.get_input_details()
     for inp in details:
@@ -505,11 +511,6 @@ def _elements(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
 
 
-def _nbytes(tensor) -> int:
-    itemsize = np.dtype(tensor.dtype).itemsize if not isinstance(tensor.dtype, str) else 1
-    return _elements(tensor.shape) * itemsize
-
-
 def tflite_macs(model) -> dict:
     """Multiply-accumulates, parameters and bytes moved by one inference of a ``.tflite``.
 
@@ -596,8 +597,8 @@ def tflite_macs(model) -> dict:
         rows.append(dict(
             index=op.index, op=op.op, kind=kind, macs=int(macs),
             params=sum(_elements(t.shape) for t in weights) if op.op in TFLITE_MAC_OPS else 0,
-            weight_bytes=sum(_nbytes(t) for t in weights),
-            activation_bytes=sum(_nbytes(t) for t in activations),
+            weight_bytes=sum(t.nbytes for t in weights),
+            activation_bytes=sum(t.nbytes for t in activations),
         ))
     by_kind: dict = {}
     for row in rows:

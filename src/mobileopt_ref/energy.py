@@ -179,7 +179,7 @@ def inference_energy(model, table: EnergyTable = HOROWITZ_45NM, *, level="dram",
         density = densities.get(row["index"], 1.0)
         if density < 1.0:
             kernel = graph.tensors[op.inputs[1]]
-            weight_bytes -= (1.0 - density) * compute._nbytes(kernel)  # noqa: SLF001 - as tflite_macs counts it
+            weight_bytes -= (1.0 - density) * kernel.nbytes  # as tflite_macs counts it
         if row["macs"]:
             name = _dtype_name(graph.tensors[op.inputs[0]].dtype)
             compute_pj += row["macs"] * density * table.mac(name)

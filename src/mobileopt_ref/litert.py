@@ -362,7 +362,9 @@ def quantize_with_recipe(
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     content = read_tflite(float_model)
-    done = next((t for t in read_graph(content).tensors if t.quantized or t.dtype is np.float16), None)
+    graphs = [read_graph(select_signature(content, key)) for key in signatures(content)] \
+        if len(signatures(content)) > 1 else [read_graph(content)]
+    done = next((t for g in graphs for t in g.tensors if t.quantized or t.dtype is np.float16), None)
     if done is not None:  # LiteRT Quantizer would leave such tensors as they are, silently
         raise ValueError(
             f"quantize_with_recipe needs a float32 model; this one is quantized already: tensor "
@@ -431,16 +433,15 @@ def read_tflite(model) -> bytes:
 def _check_complete(content: bytes, source: str) -> None:
     """Refuses a flatbuffer whose tables or weights reach past its end (a truncated file).
 
-    A quick look (the subgraphs and every buffer's extent, no copy); the parsers
-    (:func:`_parse`, LiteRT's verifier) catch what else can be wrong.
+    Every table is read (:func:`_parse`, about 20 ms for a 14 MB model: a file cut by a
+    single byte loses part of a table the converter wrote first, which sits at the end),
+    and so is the extent of every buffer stored outside the flatbuffer (models over 2 GB).
     """
     try:
+        _parse(content)
         root = schema.Model.GetRootAsModel(content, 0)
-        for i in range(root.SubgraphsLength()):
-            root.Subgraphs(i).TensorsLength()
         for i in range(root.BuffersLength()):
             buffer = root.Buffers(i)
-            buffer.DataAsNumpy()  # a view of the bytes: fails if they run past the end
             if buffer.Offset() > 1 and buffer.Offset() + buffer.Size() > len(content):
                 raise ValueError(f"buffer {i} ends at byte {buffer.Offset() + buffer.Size()}")
     except (struct.error, IndexError, ValueError) as err:
@@ -465,6 +466,118 @@ def _parse(content: bytes):
     if not flat.subgraphs:
         raise ValueError("the .tflite model has no subgraph: no operators or tensors to read")
     return flat
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def signatures(model) -> dict:
+    """The signatures of a model and the subgraph each runs.
+
+    A language model exported for LiteRT-LM has two, ``prefill`` and ``decode``, each its
+    own subgraph sharing the weights; a classifier converted from Keras has one
+    (``serving_default``); a file written by other tools may have none.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+
+    Returns:
+        ``{signature key: subgraph index}`` in file order (empty without signatures).
+
+    Raises:
+        ValueError: for content that is not a complete ``.tflite`` model.
+    """
+    flat = _parse(read_tflite(model))
+    return {_text(s.signatureKey): int(s.subgraphIndex) for s in flat.signatureDefs or []}
+
+
+def _main_subgraph(flat, caller: str):
+    """The one subgraph of a model; a ValueError saying how to choose one otherwise.
+
+    The library reads one graph at a time. A file with several signatures (prefill and
+    decode) is cut to one with :func:`select_signature`; other extra subgraphs are
+    control-flow bodies (``WHILE``, ``IF``), whose operators a count of subgraph 0 would
+    silently leave out.
+    """
+    if len(flat.subgraphs) == 1:
+        return flat.subgraphs[0]
+    keys = {_text(s.signatureKey): int(s.subgraphIndex) for s in flat.signatureDefs or []}
+    if len(keys) > 1:
+        listed = ", ".join(f"{key!r} (subgraph {index})" for key, index in keys.items())
+        raise ValueError(
+            f"{caller} reads one graph at a time; this model has {len(flat.subgraphs)} subgraphs with "
+            f"signatures {listed}: choose one with litert.select_signature(model, {next(iter(keys))!r})"
+        )
+    raise ValueError(
+        f"{caller} reads models with one subgraph; this one has {len(flat.subgraphs)} (control flow "
+        "such as WHILE or IF keeps its bodies in subgraphs of their own, which the library does not analyse)"
+    )
+
+
+def check_one_graph(model, caller: str) -> bytes:
+    """Returns the model's bytes if it has one subgraph; refuses it otherwise.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        caller: the public function's name, for the message.
+
+    Raises:
+        ValueError: for content that is not a complete ``.tflite``, or a model with several
+            subgraphs (several signatures: the message names them and
+            :func:`select_signature`; or control flow).
+    """
+    content = read_tflite(model)
+    root = schema.Model.GetRootAsModel(content, 0)
+    if root.SubgraphsLength() != 1:
+        _main_subgraph(_parse(content), caller)
+    return content
+
+
+def select_signature(model, key: str) -> bytes:
+    """A model with one signature of a multi-signature file, as a file of its own.
+
+    The chosen signature's subgraph becomes the only one (so the interpreter runs it by
+    default and every function of the library reads it); the buffers it does not use are
+    dropped, so :func:`model_size` counts what that signature needs. Signatures of a
+    LiteRT-LM model share their weights: each selected file holds all of them.
+
+    Args:
+        model: ``.tflite`` bytes or path.
+        key: a signature key of the model (see :func:`signatures`).
+
+    Returns:
+        ``.tflite`` bytes with one subgraph and one signature, ``key``.
+
+    Raises:
+        ValueError: for a key the model does not have (the message lists the keys), or a
+            model with control-flow subgraphs besides its signatures'.
+    """
+    content = read_tflite(model)
+    flat = _parse(content)
+    by_key = {_text(s.signatureKey): s for s in flat.signatureDefs or []}
+    if key not in by_key:
+        raise ValueError(f"no signature {key!r} in this model; it has {sorted(by_key) or 'none'}")
+    if len(flat.subgraphs) != len(by_key):
+        raise ValueError(
+            f"this model has {len(flat.subgraphs)} subgraphs for {len(by_key)} signatures (control flow): "
+            "select_signature cuts only models whose subgraphs are all signatures"
+        )
+    signature = by_key[key]
+    subgraph = flat.subgraphs[signature.subgraphIndex]
+    kept = sorted({0, *(t.buffer for t in subgraph.tensors), *(m.buffer for m in flat.metadata or [])})
+    renumber = {old: new for new, old in enumerate(kept)}
+    for tensor in subgraph.tensors:
+        tensor.buffer = renumber[tensor.buffer]
+    for entry in flat.metadata or []:
+        entry.buffer = renumber[entry.buffer]
+    flat.buffers = [flat.buffers[old] for old in kept]
+    flat.subgraphs = [subgraph]
+    signature.subgraphIndex = 0
+    flat.signatureDefs = [signature]
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(flat.Pack(builder), file_identifier=_FLATBUFFER_ID)
+    return bytes(builder.Output())
 
 
 def make_interpreter(model, *, num_threads: int = 2, kernels: str = "xnnpack") -> Interpreter:
@@ -585,7 +698,7 @@ def execution_plan(model, *, kernels: str = "xnnpack", num_threads: int = 2) -> 
     Returns:
         ``{op name: count}``.
     """
-    interpreter = make_interpreter(model, num_threads=num_threads, kernels=kernels)
+    interpreter = make_interpreter(check_one_graph(model, "execution_plan"), num_threads=num_threads, kernels=kernels)
     counts: dict = {}
     for node in interpreter._get_ops_details():  # the only view of the delegated plan
         counts[node["op_name"]] = counts.get(node["op_name"], 0) + 1
@@ -683,15 +796,33 @@ def predict_tflite(
     Raises:
         ValueError: for an invalid model, images of the wrong shape, or values that are
             not pixels (images already preprocessed, for example); a model with more than
-            one input.
+            one input or subgraph (:func:`select_signature`), or whose input is not an
+            image (a vector, token ids).
     """
     images = data.check_pixels(images)
-    interpreter = make_interpreter(model, num_threads=num_threads, kernels=kernels)
+    content = check_one_graph(model, "predict_tflite")
+    interpreter = make_interpreter(content, num_threads=num_threads, kernels=kernels)
     inp = _single_input(interpreter, "predict_tflite")
+    _check_image_input(inp, "predict_tflite")
     _check_batch_shape(images, inp, "images")
     # Preprocessed batch by batch: 2,000 float images at 224 px would take 1.2 GB at once.
     return _invoke_batches(interpreter, len(images), batch_size,
                            lambda start, stop: quantize_input(data.preprocess(images[start:stop]), inp))
+
+
+def _check_image_input(inp: dict, caller: str) -> None:
+    """Refuses an input that does not take images: rank 4 (batch, height, width, 1 or 3
+    channels), float or quantized integers (not token ids)."""
+    shape, dtype = tuple(int(d) for d in inp["shape"]), np.dtype(inp["dtype"])
+    floating = np.issubdtype(dtype, np.floating)
+    quantized = dtype in (np.int8, np.uint8) and inp["quantization"][0] > 0
+    if len(shape) != 4 or shape[-1] not in (1, 3) or not (floating or quantized):
+        kind = "token ids or indices" if np.issubdtype(dtype, np.integer) and not quantized else dtype.name
+        raise ValueError(
+            f"{caller} runs image models (an input of shape (n, height, width, 1 or 3), float or "
+            f"int8/uint8 quantized); this model's input {inp['name']!r} is {shape} {kind}: feed "
+            "inputs you prepared with run_batches"
+        )
 
 
 def _check_batch_shape(x, inp: dict, name: str) -> None:
@@ -738,7 +869,7 @@ def run_batches(model, inputs: np.ndarray, *, batch_size: int = 100, num_threads
             more than one input.
     """
     interpreter = model if isinstance(model, Interpreter) else \
-        make_interpreter(model, num_threads=num_threads, kernels=kernels)
+        make_interpreter(check_one_graph(model, "run_batches"), num_threads=num_threads, kernels=kernels)
     inp = _single_input(interpreter, "run_batches")
     inputs = np.asarray(inputs)
     _check_batch_shape(inputs, inp, "inputs")
@@ -817,7 +948,15 @@ def _enum_names(enum_class) -> dict:
 _TENSOR_DTYPES = {
     "FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
     "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_,
+    "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64, "COMPLEX64": np.complex64,
+    "COMPLEX128": np.complex128,
 }
+
+SUB_BYTE_BITS = {"INT4": 4, "INT2": 2}
+"""Bits per element of the packed sub-byte types (two int4 or four int2 values per byte,
+as LiteRT Quantizer stores int4 and int2 weights)."""
+
+_OTHER_BITS = {"BFLOAT16": 16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -855,6 +994,36 @@ class TensorInfo:
     def quantized(self) -> bool:
         """Whether the tensor carries quantization parameters."""
         return len(self.scales) > 0
+
+    @property
+    def dtype_name(self) -> str:
+        """The element type's name: numpy's (``"int8"``) or the schema's (``"INT4"``)."""
+        return self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name
+
+    @property
+    def bits(self) -> int:
+        """Bits per element: 4 for ``INT4``, 2 for ``INT2``, 8 x the numpy item size else.
+
+        Raises:
+            ValueError: for a type without a fixed size (``STRING``, ``RESOURCE``, ``VARIANT``).
+        """
+        if not isinstance(self.dtype, str):
+            return 8 * np.dtype(self.dtype).itemsize
+        bits = SUB_BYTE_BITS.get(self.dtype, _OTHER_BITS.get(self.dtype))
+        if bits is None:
+            raise ValueError(f"tensor {self.index} ({self.name!r}) is {self.dtype}, which has no fixed size per element")
+        return bits
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the dense tensor, ``ceil(elements x bits / 8)``: packed sub-byte types take
+        half (int4) or a quarter (int2) of a byte per element, as stored in the file.
+
+        Raises:
+            ValueError: for a type without a fixed size.
+        """
+        elements = int(np.prod(self.shape, dtype=np.int64)) if len(self.shape) else 1
+        return (elements * self.bits + 7) // 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -933,7 +1102,7 @@ def read_graph(model) -> Graph:
     flat = _parse(content)
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
-    subgraph = flat.subgraphs[0]
+    subgraph = _main_subgraph(flat, "read_graph")
     tensors = []
     for index, t in enumerate(subgraph.tensors):
         type_name = type_names.get(t.type, str(t.type))
@@ -1010,7 +1179,7 @@ def with_outputs(model, tensor_indices) -> bytes:
     """
     content = read_tflite(model)
     flat = _parse(content)
-    subgraph = flat.subgraphs[0]
+    subgraph = _main_subgraph(flat, "with_outputs")
     indices = [int(i) for i in tensor_indices]
     bad = [i for i in indices if not 0 <= i < len(subgraph.tensors)]
     if bad or not indices:
@@ -1046,7 +1215,7 @@ def single_op_models(model) -> list:
     """
     content = read_tflite(model)
     flat = _parse(content)
-    subgraph = flat.subgraphs[0]
+    subgraph = _main_subgraph(flat, "single_op_models")
     pieces = []
     for op in subgraph.operators:
         outputs = [int(i) for i in op.outputs]
@@ -1127,8 +1296,8 @@ def replace_constants(model, values: dict) -> bytes:
     """
     content = read_tflite(model)
     graph = read_graph(content)
-    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    subgraph = flat.subgraphs[0]
+    flat = _parse(content)
+    subgraph = _main_subgraph(flat, "replace_constants")
     for index, array in values.items():
         if not 0 <= int(index) < len(graph.tensors) or graph.tensors[index].data is None:
             raise ValueError(f"tensor {index} is not a constant of this model")
@@ -1198,7 +1367,8 @@ def _layer_tensors(graph: Graph, op: OpInfo):
     bias = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     for t in (x, w, y):
         if t.dtype is not np.int8 or not t.quantized:
-            raise ValueError(f"op {op.index} ({op.op}) is not int8-quantized: tensor {t.name!r} is {t.dtype}")
+            kind = f"{t.dtype_name}, quantized" if t.quantized else f"{t.dtype_name}, not quantized"
+            raise ValueError(f"op {op.index} ({op.op}) is not int8-quantized: tensor {t.name!r} is {kind}")
     return x, w, bias, y
 
 

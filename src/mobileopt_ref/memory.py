@@ -98,8 +98,10 @@ def tensor_lifetimes(model, *, batch: int = 1, keep_inputs: bool = True) -> list
 
     Args:
         model: ``.tflite`` bytes or path.
-        batch: images per inference (a positive integer); every activation's size is
-            multiplied by it (the files have a batch dimension of 1).
+        batch: images per inference (a positive integer). For a batch other than 1,
+            LiteRT resizes the model's input to it and each activation's size is read from
+            the shapes LiteRT propagates (an activation whose batch is fixed in the file
+            keeps its size; a model that cannot be resized is refused).
         keep_inputs: ``True`` (LiteRT's rule) keeps each input live to the last operator;
             ``False`` ends it at its last reader, as a runtime that may reuse the input's
             bytes would (MCUNet's analysis does).
@@ -108,14 +110,17 @@ def tensor_lifetimes(model, *, batch: int = 1, keep_inputs: bool = True) -> list
         Lifetimes in tensor-index order.
 
     Raises:
-        ValueError: for a model that is not a ``.tflite``, a bad batch size or a
-            ``keep_inputs`` that is not a bool.
+        ValueError: for a model that is not a ``.tflite`` or has several subgraphs, a bad
+            batch size or a ``keep_inputs`` that is not a bool; for a batch other than 1,
+            a model with several inputs or one LiteRT cannot resize (a RESHAPE to a fixed
+            batch, say).
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     if not isinstance(keep_inputs, bool):
         raise ValueError(f"keep_inputs must be True or False, got {keep_inputs!r}")
     graph = litert.read_graph(model)
+    shapes = _resized(model, batch)[1] if batch != 1 else {}
     last_step = len(graph.ops) - 1
     prepared = {
         op.outputs[0]
@@ -141,8 +146,9 @@ def tensor_lifetimes(model, *, batch: int = 1, keep_inputs: bool = True) -> list
     lives = []
     for index in sorted(first):
         tensor = graph.tensors[index]
-        itemsize = np.dtype(tensor.dtype).itemsize if not isinstance(tensor.dtype, str) else 1
-        size = int(np.prod(tensor.shape, dtype=np.int64)) * itemsize * batch
+        if index in shapes:
+            tensor = dataclasses.replace(tensor, shape=shapes[index])
+        size = tensor.nbytes
         lives.append(Lifetime(index, size, first[index], last[index], tensor.name))
     return lives
 
@@ -566,6 +572,24 @@ def churn_trace(steps: int = 400, *, seed: int = 0, max_live: int = 40, sizes=(6
 # ---------------------------------------------------------------------------------------
 
 
+def _resized(model, batch: int, kernels: str = "builtin"):
+    """An allocated interpreter whose one input has batch ``batch``, and every tensor's shape.
+
+    Raises:
+        ValueError: for a model with several inputs, or one LiteRT cannot resize.
+    """
+    interpreter = litert.make_interpreter(model, kernels=kernels)
+    details = interpreter.get_input_details()
+    if len(details) != 1:
+        raise ValueError(f"batch={batch} needs a model with one input; this one has {len(details)}")
+    try:
+        interpreter.resize_tensor_input(details[0]["index"], [batch, *details[0]["shape"][1:]])
+        interpreter.allocate_tensors()
+    except RuntimeError as err:
+        raise ValueError(f"LiteRT cannot run this model with batch={batch}: {err}") from err
+    return interpreter, {d["index"]: tuple(int(n) for n in d["shape"]) for d in interpreter.get_tensor_details()}
+
+
 def runtime_offsets(model, *, kernels: str = "builtin", batch: int = 1) -> dict:
     """The offsets LiteRT actually gave each activation, read from the tensors' addresses.
 
@@ -587,16 +611,7 @@ def runtime_offsets(model, *, kernels: str = "builtin", batch: int = 1) -> dict:
             the file).
     """
     lives = tensor_lifetimes(model, batch=batch)
-    interpreter = litert.make_interpreter(model, kernels=kernels)
-    if batch != 1:
-        details = interpreter.get_input_details()
-        if len(details) != 1:
-            raise ValueError(f"batch={batch} needs a model with one input; this one has {len(details)}")
-        try:
-            interpreter.resize_tensor_input(details[0]["index"], [batch, *details[0]["shape"][1:]])
-            interpreter.allocate_tensors()
-        except RuntimeError as err:
-            raise ValueError(f"LiteRT cannot run this model with batch={batch}: {err}") from err
+    interpreter = _resized(model, batch, kernels)[0] if batch != 1 else litert.make_interpreter(model, kernels=kernels)
     addresses = {life.tensor: interpreter.tensor(life.tensor)().ctypes.data for life in lives}
     base = min(addresses.values())
     return {tensor: int(address - base) for tensor, address in addresses.items()}
@@ -668,7 +683,7 @@ def measure_rss(model, *, how: str = "mmap", kernels: str = "xnnpack", num_threa
         raise ValueError(f"how must be 'mmap' or 'copy', got {how!r}")
     if kernels not in litert.KERNELS:
         raise ValueError(f"kernels must be one of {sorted(litert.KERNELS)}, got {kernels!r}")
-    content = litert.read_tflite(model)
+    content = litert.check_one_graph(model, "measure_rss")
     # Loaded here first (builtin kernels, no weight packing), so that a file LiteRT refuses, a
     # bad thread count or a second input the process would leave unset is a ValueError.
     litert._single_input(  # noqa: SLF001

@@ -97,11 +97,31 @@ def measure_variants(
         A list of :class:`VariantRecord`, in the order of ``variants``.
 
     Raises:
-        ValueError: for no variants or an invalid model.
+        ValueError: for no variants; an invalid model, or one that is not an image
+            classifier for the split's images and labels (as :func:`mobileopt_ref.litert.predict_tflite`
+            refuses them); labels that are not one integer per image; bad latency counts.
+            All before any latency is measured.
     """
     if not variants:
         raise ValueError("measure_variants needs at least one variant")
-    contents = {name: litert.read_tflite(model) for name, model in variants.items()}
+    contents = {name: litert.check_one_graph(model, "measure_variants") for name, model in variants.items()}
+    if latency:  # bad counts are refused before anything runs
+        compute.round_plan(contents, num_runs, warmup, rounds)
+    labels = np.asarray(split.labels)
+    if labels.ndim != 1 or len(labels) != len(split.images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"split.labels must be integers, one per image: got {labels.dtype} {labels.shape} "
+            f"for {len(split.images)} images"
+        )
+    correct = {}
+    for name, content in contents.items():  # accuracy first: a model that cannot take the images is refused untimed
+        outputs = litert.predict_tflite(content, split.images, num_threads=num_threads)
+        if outputs.ndim != 2 or len(labels) and labels.max() >= outputs.shape[1] or len(labels) and labels.min() < 0:
+            raise ValueError(
+                f"variant {name!r} gives outputs of shape {outputs.shape}; the labels need a classifier "
+                f"with more than {int(labels.max())} classes, one score each"
+            )
+        correct[name] = np.argmax(outputs, axis=1) == labels
     timings = (
         compute.compare_latency(
             contents, num_runs=num_runs, warmup=warmup, rounds=rounds, num_threads=num_threads
@@ -111,18 +131,16 @@ def measure_variants(
     )
     records = []
     for name, content in contents.items():
-        outputs = litert.predict_tflite(content, split.images, num_threads=num_threads)
-        correct = np.argmax(outputs, axis=1) == np.asarray(split.labels)
         records.append(
             VariantRecord(
                 name=name,
                 tflite=content,
                 size_bytes=len(content),
                 gzip_bytes=litert.gzip_size(content),
-                accuracy=float(np.mean(correct)),
+                accuracy=float(np.mean(correct[name])),
                 latency=timings.get(name),
                 params=(params or {}).get(name),
-                correct=correct,
+                correct=correct[name],
             )
         )
     return records

@@ -255,7 +255,7 @@ def measure_cold_start(model, *, repeats: int = 5, warm_runs: int = 50, num_thre
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if kernels not in litert.KERNELS:
         raise ValueError(f"kernels must be one of {sorted(litert.KERNELS)}, got {kernels!r}")
-    content = litert.read_tflite(model)
+    content = litert.check_one_graph(model, "measure_cold_start")
     # Loaded here first (builtin kernels, no weight packing): what the processes could not run
     # is a ValueError before any of them starts.
     inp = litert._single_input(  # noqa: SLF001
@@ -508,8 +508,8 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
 
     Raises:
         ValueError: for a non-positive frame rate or duration, a negative render or
-            minimum inference time, an unknown design, or an invalid model (before any
-            invoke).
+            minimum inference time, a warm-up that is not a non-negative integer, an
+            unknown design, or an invalid model (before any invoke).
     """
     fps = _check_rate(fps)
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
@@ -521,6 +521,8 @@ def run_timeline(model, *, fps, duration_s: float = 3.0, design: str = "worker",
         raise ValueError(f"min_inference_ms must be a non-negative time, got {min_inference_ms!r}")
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
     interpreter = compute.prepared_interpreter(model, num_threads, kernels)
     for _ in range(warmup):
         interpreter.invoke()
