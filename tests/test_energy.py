@@ -87,7 +87,18 @@ def test_throttling_lowers_the_clock_and_caps_the_temperature():
     assert hot.frequency.min() < 1.0 and hot.frequency.min() >= 0.5
     assert hot.heat_in_j == pytest.approx(hot.heat_stored_j + hot.heat_out_j, rel=1e-12)
     theta = energy.temperature_rise_rate(25.0, hot.temperature_c[-1], 50.0)
-    assert theta == pytest.approx((hot.temperature_c[-1] - 25.0) / 50.0)
+    assert theta == pytest.approx((hot.temperature_c[-1] - 25.0) / 323.15)
+
+
+def test_theta_is_a_ratio_of_absolute_temperatures():
+    # The same rise below the same limit, stated in °C: theta is the rise over the limit in kelvin.
+    assert energy.temperature_rise_rate(25.0, 26.6, 45.0) == pytest.approx(1.6 / 318.15)
+    assert energy.temperature_rise_rate(25.0, 26.6, 45.0) == pytest.approx(0.005, abs=3e-5)  # the article's 0.5 %
+    # Shifting every temperature by the same amount changes theta only through the limit.
+    assert energy.temperature_rise_rate(0.0, 10.0, 100.0) == pytest.approx(10 / 373.15)
+    for bad in (float("nan"), -273.15, -300.0, "45"):
+        with pytest.raises(ValueError, match="above absolute zero"):
+            energy.temperature_rise_rate(20.0, 30.0, bad)
 
 
 @pytest.mark.parametrize(
@@ -104,8 +115,8 @@ def test_throttling_lowers_the_clock_and_caps_the_temperature():
 def test_bad_thermal_inputs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         energy.simulate_thermal(**kwargs)
-    with pytest.raises(ValueError, match="t_max_c must be positive"):
-        energy.temperature_rise_rate(20.0, 30.0, 0.0)
+    with pytest.raises(ValueError, match="t_max_c must be a finite temperature"):
+        energy.temperature_rise_rate(20.0, 30.0, float("inf"))
 
 
 def test_memory_levels_per_part_and_zero_skipping(small_cnn):

@@ -99,3 +99,16 @@ def test_the_committed_results_are_valid_and_name_every_chapter_they_hold():
         assert set(content["chapters"]) <= chapters, f"{slug}: results for chapters that do not exist"
         for chapter in content["chapters"]:
             assert results.table(chapter, folder=folder).count("\n") >= 2
+
+
+def test_across_machines_lists_every_machine_that_recorded_the_value(tmp_path):
+    from types import SimpleNamespace
+
+    for cpu, ratio in (("CPU One", 1.25), ("CPU Two", 0.9)):
+        card = SimpleNamespace(cpu=cpu, cores=2, threads=2, python="3.11", versions={})
+        results.record("04_computation", {"speed": ("int8 vs float32", ratio)}, card, folder=tmp_path)
+    text = results.across_machines("04_computation", "speed", folder=tmp_path)
+    assert text.startswith("on the 2 CPUs recorded in results/: ")
+    assert "CPU One, 1.25" in text and "CPU Two, 0.9" in text
+    with pytest.raises(ValueError, match=r"no machine recorded 'other' for '04_computation'; recorded keys: \['speed'\]"):
+        results.across_machines("04_computation", "other", folder=tmp_path)

@@ -94,3 +94,38 @@ def test_the_literal_status_guard_catches_planted_cases():
     ]
     where = [(f.cell, f.line) for f in literal_status.scan_sources(planted)]
     assert where == [(0, 1), (0, 3), (0, 4), (1, 3)], where
+
+
+# --- figures typed by hand (tests/typed_numbers.py) --------------------------------------
+
+import typed_numbers  # noqa: E402
+
+
+def test_every_figure_in_the_prose_is_glued_sourced_assumed_or_allowed():
+    findings = typed_numbers.scan_book(ROOT)
+    assert not findings, (
+        "figures typed into the prose: glue each measured one from the code; give a quoted one "
+        "its source in the same sentence; say 'assumed' of an assumption; or allow a setting in "
+        "tests/typed_numbers.py with its reason:\n" + "\n".join(map(str, findings)))
+
+
+def test_every_allowance_has_a_reason_and_is_still_used():
+    assert all(isinstance(reason, str) and len(reason) > 10 for reason in typed_numbers.ALLOWED.values())
+    stale = set(typed_numbers.ALLOWED) - typed_numbers.allowed_in_use(ROOT)
+    assert not stale, f"allowances no page uses any more (remove them): {sorted(stale)}"
+
+
+def test_the_typed_figure_guard_catches_planted_cases():
+    planted = (
+        "The float model took 5.2 ms on this CPU.\n\n"                              # typed: reported
+        "It took {glue:text}`p50:.1f` ms, int8 ran 1.9x faster.\n\n"                # 1.9x reported
+        "Sandler et al. 2018 report 300 M MACs.\n\n"                               # sourced: fine
+        "The phone draws 4 W (assumed).\n\n"                                       # assumed: fine
+        "Math is not prose: $t = 5.2$ ms is left to the glue in `x = 3 ms`.\n\n"   # 'ms' alone: fine
+        "| variant | size |\n|---|---|\n| int8 | 3.6 MB |\n"                        # a table cell: reported
+        "- a list item of 12 %\n"                                                 # reported
+    )
+    figures = [f.figure for f in typed_numbers.scan_text("planted", planted)]
+    assert figures == ["5.2 ms", "1.9x", "3.6 MB", "12 %"], figures
+    # An allowance covers exactly its page and figure.
+    assert [f.figure for f in typed_numbers.scan_text("02_pruning", "Prune to 75 % and 12 %.")] == ["12 %"]

@@ -428,15 +428,36 @@ def simulate_thermal(
     )
 
 
+ZERO_CELSIUS_K = 273.15
+"""0 °C in kelvin (the definition of the Celsius scale)."""
+
+
 def temperature_rise_rate(t_initial_c: float, t_final_c: float, t_max_c: float) -> float:
-    """The source article's ``theta = (T_final - T_initial) / T_max``.
+    """The source article's temperature-rise rate ``theta = (T_final - T_initial) / T_max``.
+
+    A difference of temperatures divided by a temperature is a ratio only on an absolute
+    scale: in degrees Celsius the same phone warming from 25 to 47 °C below a 45 °C limit
+    would give 0.49, in Fahrenheit 0.35, in kelvin 0.069. The article gives no scale; the
+    book takes kelvin, so ``theta`` is the rise as a fraction of the absolute limit:
+
+        theta = (T_final - T_initial) / (T_max + 273.15 K),   temperatures given in °C.
+
+    The article's example, theta = 0.5 %, is then a rise of 1.6 K below a 45 °C limit.
+
+    Args:
+        t_initial_c, t_final_c: temperatures at the start and the end (°C).
+        t_max_c: the highest allowed temperature (°C), above absolute zero.
+
+    Returns:
+        ``theta``, a fraction (0.005 is the article's 0.5 %).
 
     Raises:
-        ValueError: for a non-positive ``T_max``.
+        ValueError: for a temperature that is not finite, or at or below absolute zero.
     """
-    if not t_max_c > 0:
-        raise ValueError(f"t_max_c must be positive, got {t_max_c!r}")
-    return (t_final_c - t_initial_c) / t_max_c
+    for name, value in (("t_initial_c", t_initial_c), ("t_final_c", t_final_c), ("t_max_c", t_max_c)):
+        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > -ZERO_CELSIUS_K):
+            raise ValueError(f"{name} must be a finite temperature in °C above absolute zero (-273.15), got {value!r}")
+    return (t_final_c - t_initial_c) / (t_max_c + ZERO_CELSIUS_K)
 
 
 @dataclasses.dataclass(frozen=True)

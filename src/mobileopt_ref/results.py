@@ -237,3 +237,32 @@ def table(chapter: str, card=None, *, folder=None) -> str:
             cells.append(entry["text"] if entry else "")
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def across_machines(chapter: str, key: str, *, folder=None) -> str:
+    """One recorded value of a chapter on every machine that recorded it, as a phrase.
+
+    For prose that compares CPUs without typing their figures: ``"on the 2 CPUs recorded in
+    results/: AMD EPYC, 0.96x (95 % CI 0.91-0.99), slower; Intel Xeon, 1.49x (...)"``.
+
+    Args:
+        chapter: the notebook's name (``"04_computation"``).
+        key: the value's key in that chapter's record.
+        folder: the results folder (default :func:`default_results_dir`).
+
+    Returns:
+        The phrase, machines in slug order; "on the one CPU recorded ..." for one machine.
+
+    Raises:
+        ValueError: if no machine recorded ``key`` for ``chapter`` (the message names the keys
+            that were recorded).
+    """
+    machines = load_all(folder)
+    found = [(m["machine"]["cpu"], m["chapters"][chapter]["values"][key]["text"])
+             for m in machines.values() if key in m["chapters"].get(chapter, {}).get("values", {})]
+    if not found:
+        known = sorted({k for m in machines.values() for k in m["chapters"].get(chapter, {}).get("values", {})})
+        raise ValueError(f"no machine recorded {key!r} for {chapter!r}; recorded keys: {known or 'none'}")
+    listed = "; ".join(f"{cpu}, {text}" for cpu, text in found)
+    count = "the one CPU" if len(found) == 1 else f"the {len(found)} CPUs"
+    return f"on {count} recorded in results/: {listed}"
