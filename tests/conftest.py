@@ -1,5 +1,11 @@
 """Shared fixtures: small, fast models and data so that library tests take seconds."""
 
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 from mobileopt_ref import env
@@ -69,3 +75,40 @@ def small_cnn_int8(small_cnn, tiny_split):
     from mobileopt_ref import litert
 
     return litert.to_tflite(small_cnn, "full_int8", representative_images=tiny_split.images[:16])
+
+
+@dataclass(frozen=True)
+class BuiltSite:
+    """The book built once for the test session (``jupyter-book build -W -n``).
+
+    Attributes:
+        returncode: The build's exit status (0 when it passed with warnings as errors).
+        output: The tail of its stdout and stderr, for a failure message.
+        html: The built site's ``_build/html`` folder.
+    """
+
+    returncode: int
+    output: str
+    html: Path
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The site built from the stored notebook outputs, once per session.
+
+    The book test (tests/test_book.py) and the browser test (tests/test_site.py) both read
+    this one build, so ``make test`` builds the site once.
+    """
+    root = Path(__file__).resolve().parents[1]
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    if not jupyter_book.exists():
+        pytest.fail("jupyter-book is not installed in this environment (make setup)")
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(root), "-W", "-n", "--keep-going", "--path-output", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
+    return BuiltSite(result.returncode, result.stdout[-4000:] + result.stderr[-4000:], out / "_build" / "html")

@@ -1,9 +1,6 @@
 """The book builds from the stored outputs with warnings as errors."""
 
 import re
-import shutil
-import subprocess
-import sys
 
 import nbformat
 from pathlib import Path
@@ -11,17 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_book_builds_with_warnings_as_errors(tmp_path):
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    assert jupyter_book.exists(), "jupyter-book is not installed in this environment"
-    result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "-W", "-n", "--keep-going", "--path-output", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
+def test_book_builds_with_warnings_as_errors(built_site):
+    # The build itself runs once per session in the built_site fixture (tests/conftest.py).
+    assert built_site.returncode == 0, built_site.output
+    html = built_site.html
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     for page in ("book/intro.html", "book/concepts.html", "notebooks/00_baseline.html",
                  "notebooks/01_quantization.html", "notebooks/02_pruning.html", "notebooks/03_distillation.html", "notebooks/04_computation.html",
@@ -51,7 +41,6 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     ux_page, glued = _page_and_glue(html, "07_ux")
     assert f"{float(glued['cold_model_ms']):.0f} ms" in ux_page
     assert f"{int(glued['drop_ui_120'])} of {int(glued['ticks_120'])} refreshes" in ux_page
-    shutil.rmtree(tmp_path / "_build" / ".jupyter_cache", ignore_errors=True)
 
 
 def _page_and_glue(html, name):
