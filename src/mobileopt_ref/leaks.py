@@ -8,7 +8,9 @@ sure that is.
 
 :func:`leak_probe` runs a step ``warmup + cycles`` times in a fresh Python process (only
 numpy, psutil and, for the model steps, LiteRT imported: no TensorFlow), and after each
-cycle runs the garbage collector and records
+cycle runs the garbage collector, asks the C allocator to return its free pages to the
+system (glibc's ``malloc_trim(0)``, where it exists; ``release_free=False`` skips it), and
+records
 
 - the process's resident set size (RSS, ``psutil.Process().memory_info().rss``), which
   counts native allocations (LiteRT's arenas, XNNPACK's packed weights) as well as
@@ -17,6 +19,12 @@ cycle runs the garbage collector and records
   the first cycle; numpy's array buffers are traced too), which says whether growth comes
   from Python objects the step keeps or from native code;
 - the wall time of the cycle.
+
+Without the release, RSS also counts memory the allocator keeps after a free for the next
+request; a step that allocates and frees tens of MiB (an interpreter created and dropped)
+then shows RSS that jumps between plateaus for tens of cycles, which looks like growth
+over a short window. With it, RSS counts what something still holds, plus the heap
+fragments the allocator cannot return: what a leak is made of.
 
 The warm-up cycles are discarded; over the ``cycles`` that follow, the growth per cycle is
 the slope of an ordinary least-squares line through the memory readings, with a
@@ -198,13 +206,12 @@ class Slope:
 
     Attributes:
         estimate: the least-squares slope ``b``.
-        low, high: the interval (may be infinite when the readings carry too little
-            independent information, see :func:`slope_interval`).
+        low, high: the interval.
         confidence: the interval's coverage, ``1 - level``.
         stderr: the slope's standard error, widened for autocorrelation.
         n: the number of readings.
         lag1: the lag-1 autocorrelation of the residuals (0 when they are all zero).
-        n_eff: the effective number of independent readings, ``<= n``.
+        n_eff: the effective number of independent readings, from 3 to ``n``.
     """
 
     estimate: float
@@ -233,7 +240,7 @@ class Slope:
     def text(self, tolerance: float, unit: str = "KiB") -> str:
         """The verdict as a phrase with figures, e.g. ``"grows by 1024.0 KiB/cycle (95 % CI
         1023.5 to 1024.6)"``, ``"does not grow at the stated level: 0.1 KiB/cycle (95 % CI
-        -0.4 to 0.6, below 16.0 KiB/cycle)"`` or ``"is inconclusive at the stated level: ..."``;
+        -0.4 to 0.6, below 16.0 KiB/cycle)"`` or, inconclusive, ``"may or may not grow at the stated level: ..."``;
         ``unit`` is ``"KiB"`` or ``"MiB"``."""
         scale = {"KiB": 1024.0, "MiB": 1024.0 ** 2}.get(unit)
         if scale is None:
@@ -249,7 +256,7 @@ class Slope:
             return f"grows by {f(self.estimate)} {unit}/cycle ({ci})"
         if verdict == "does not grow":
             return f"does not grow at the stated level: {f(self.estimate)} {unit}/cycle ({ci}, below {level})"
-        return (f"is inconclusive at the stated level: {f(self.estimate)} {unit}/cycle ({ci}, "
+        return (f"may or may not grow at the stated level: {f(self.estimate)} {unit}/cycle ({ci}, "
                 f"reaching across {level})")
 
     def to_dict(self) -> dict:
@@ -285,10 +292,12 @@ def slope_interval(values, *, level: float = LEVEL) -> Slope:
     of an AR(1) series (Santer et al. 2000, J. Geophys. Res. 105, 7337; Bretherton et al.
     1999): with ``r1 = sum e_i e_{i+1} / sum e_i^2`` the lag-1 autocorrelation of the
     residuals, ``n_eff = n (1 - r1) / (1 + r1)`` when ``r1 > 0`` (else ``n``), the standard
-    error becomes ``SE(b) sqrt((n - 2) / (n_eff - 2))`` and ``dof = n_eff - 2``. When
-    ``n_eff <= 2`` the readings carry no usable information on the trend and the interval
-    is ``(-inf, inf)``. When every residual is 0 (an exact line) the interval is the slope
-    itself.
+    error becomes ``SE(b) sqrt((n - 2) / (n_eff - 2))`` and ``dof = n_eff - 2``.
+    ``n_eff`` is floored at 3 (one degree of freedom, ``t = 12.7`` at 95 %): a series that
+    is flat but for one jump has ``r1`` near 1, and an interval that grows without bound
+    would call a few stray bytes "inconclusive" against any level; with the floor the
+    interval is very wide, yet still scaled by how far the readings actually move. When
+    every residual is 0 (an exact line) the interval is the slope itself.
 
     Args:
         values: at least :data:`MIN_CYCLES` finite readings, in order (bytes, say).
@@ -318,9 +327,7 @@ def slope_interval(values, *, level: float = LEVEL) -> Slope:
     if ss <= (1e-9 * scale) ** 2 * n:  # an exact line (to rounding)
         return Slope(float(fit.slope), float(fit.slope), float(fit.slope), 1 - level, 0.0, n, 0.0, float(n))
     lag1 = float(residuals[:-1] @ residuals[1:]) / ss
-    n_eff = n * (1 - lag1) / (1 + lag1) if lag1 > 0 else float(n)
-    if n_eff <= 2:
-        return Slope(float(fit.slope), -math.inf, math.inf, 1 - level, math.inf, n, lag1, float(n_eff))
+    n_eff = max(3.0, n * (1 - lag1) / (1 + lag1)) if lag1 > 0 else float(n)
     stderr = float(fit.stderr) * math.sqrt((n - 2) / (n_eff - 2))
     half = float(scipy_stats.t.ppf(1 - level / 2, n_eff - 2)) * stderr
     return Slope(float(fit.slope), float(fit.slope) - half, float(fit.slope) + half, 1 - level, stderr, n,
@@ -341,6 +348,8 @@ class LeakResult:
         warmup: cycles run first and discarded.
         cycles: cycles measured after the warm-up.
         tolerance: the stated level ``L``, bytes per cycle.
+        released: whether the allocator's free pages were returned to the system before each
+            reading (``malloc_trim`` was asked for and found).
         start_rss: RSS before the first cycle (step unpickled, tracemalloc not yet started), bytes.
         rss: RSS after each cycle, warm-up included, bytes (``warmup + cycles`` values).
         python: bytes of Python-side allocations still live after each cycle (tracemalloc).
@@ -354,6 +363,7 @@ class LeakResult:
     warmup: int
     cycles: int
     tolerance: float
+    released: bool
     start_rss: int
     rss: tuple
     python: tuple
@@ -394,7 +404,7 @@ class LeakResult:
     def to_dict(self) -> dict:
         """Plain numbers and words, for a results record (the series left out)."""
         return {"step": self.step, "kernels": self.kernels, "warmup": self.warmup, "cycles": self.cycles,
-                "tolerance": self.tolerance, "verdict": self.verdict, "text": self.text,
+                "tolerance": self.tolerance, "released": self.released, "verdict": self.verdict, "text": self.text,
                 "rss_slope": self.rss_slope.to_dict(), "python_slope": self.python_slope.to_dict(),
                 "python_verdict": self.python_verdict}
 
@@ -449,9 +459,18 @@ import psutil
 step = pickle.loads(payload["step"])
 process = psutil.Process()
 total = payload["total"]
+trim = None
+if payload["release_free"]:
+    try:  # glibc: give free heap pages back to the system, so that RSS counts what is held
+        import ctypes
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        trim = None
 # Filled in place: storing a reading allocates nothing that tracemalloc would count.
 rss, python, seconds = array.array("q", [0]) * total, array.array("q", [0]) * total, array.array("d", [0.0]) * total
 gc.collect()
+if trim is not None:
+    trim(0)
 start_rss = process.memory_info().rss
 tracemalloc.start()
 for i in range(total):
@@ -459,25 +478,29 @@ for i in range(total):
     step()
     seconds[i] = time.perf_counter() - t0
     gc.collect()
+    if trim is not None:
+        trim(0)
     rss[i] = process.memory_info().rss
     python[i] = tracemalloc.get_traced_memory()[0]
 tracemalloc.stop()
 with open(payload["out"], "w") as f:
-    json.dump({"start_rss": start_rss, "rss": rss.tolist(), "python": python.tolist(),
+    json.dump({"released": trim is not None, "start_rss": start_rss, "rss": rss.tolist(), "python": python.tolist(),
                "seconds": seconds.tolist()}, f)
 """
 
 
 def leak_probe(step, *, cycles: int = 30, warmup: int = 5, model=None, kernels: str = "xnnpack",
                num_threads: int = 2, tolerance_kib: float = DEFAULT_TOLERANCE_KIB, level: float = LEVEL,
-               timeout: float = 600.0) -> LeakResult:
+               release_free: bool = True, timeout: float = 600.0) -> LeakResult:
     """Runs a step ``warmup + cycles`` times in a fresh process and judges whether memory grows.
 
     The child process (``python -c``, this interpreter, the parent's ``sys.path``) imports
     only psutil, numpy and what the step needs (LiteRT for the model steps; no TensorFlow),
     unpickles the step, reads its RSS, starts ``tracemalloc``, then for each cycle: calls
     the step, runs ``gc.collect()`` (so that only memory something still refers to
-    counts), and reads RSS and the traced Python bytes. The first ``warmup`` cycles are
+    counts), with ``release_free`` asks the C allocator to return its free pages
+    (``malloc_trim(0)``, glibc only; elsewhere nothing is done and ``released`` is False),
+    and reads RSS and the traced Python bytes. The first ``warmup`` cycles are
     discarded; the growth per cycle over the remaining ``cycles`` readings, with its
     interval, is :func:`slope_interval`; the verdict compares it with
     ``L = tolerance_kib`` KiB per cycle (:meth:`Slope.verdict`).
@@ -494,6 +517,8 @@ def leak_probe(step, *, cycles: int = 30, warmup: int = 5, model=None, kernels: 
         num_threads: interpreter threads (model steps).
         tolerance_kib: the stated level ``L``, KiB per cycle (positive).
         level: ``1 -`` the interval's coverage.
+        release_free: return the allocator's free pages before each reading (see above);
+            ``False`` measures RSS as the app would see it, allocator reserves included.
         timeout: seconds the child process may take.
 
     Returns:
@@ -513,13 +538,15 @@ def leak_probe(step, *, cycles: int = 30, warmup: int = 5, model=None, kernels: 
     tolerance = _check_positive(tolerance_kib, "tolerance_kib") * 1024.0
     level = _check_level(level)
     _check_positive(timeout, "timeout")
+    if not isinstance(release_free, bool):
+        raise ValueError(f"release_free must be True or False, got {release_free!r}")
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
     obj, name, kernel_set = _make_step(step, model, kernels, num_threads)
     with tempfile.TemporaryDirectory() as folder:
         out_path = os.path.join(folder, "series.json")
         payload = pickle.dumps({"sys_path": list(sys.path), "step": pickle.dumps(obj),
-                                "total": warmup + cycles, "out": out_path})
+                                "total": warmup + cycles, "out": out_path, "release_free": release_free})
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             result = subprocess.run([sys.executable, "-c", _CHILD], input=payload, capture_output=True,
@@ -534,6 +561,7 @@ def leak_probe(step, *, cycles: int = 30, warmup: int = 5, model=None, kernels: 
     rss, python = series["rss"], series["python"]
     return LeakResult(
         step=name, kernels=kernel_set, warmup=warmup, cycles=cycles, tolerance=tolerance,
+        released=bool(series["released"]),
         start_rss=int(series["start_rss"]), rss=tuple(int(v) for v in rss), python=tuple(int(v) for v in python),
         seconds=tuple(float(s) for s in series["seconds"]),
         rss_slope=slope_interval(rss[warmup:], level=level), python_slope=slope_interval(python[warmup:], level=level),
