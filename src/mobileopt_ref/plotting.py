@@ -6,6 +6,8 @@ Notebooks never set rcParams themselves: :func:`use_book_style` does it once (ca
 
 from __future__ import annotations
 
+import re
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
@@ -89,7 +91,7 @@ def plot_history(histories: dict, metric: str = "accuracy"):
         ax.plot(epochs, hist[metric], color=color, linestyle="--", label=f"{name} train")
         ax.plot(epochs, hist[f"val_{metric}"], color=color, label=f"{name} validation")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel({"accuracy": "accuracy (fraction correct)", "loss": "loss (cross-entropy, nats)"}.get(metric, metric))
     ax.legend()
     return fig
 
@@ -188,3 +190,79 @@ def draw_timeline(timeline, ax=None, until_s: float | None = None, title: str | 
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper right", ncol=3)
     return ax
+
+
+UNITLESS = ("count", "number of", "epoch", "layer", "step", "rank", "index", "fraction", "share",
+            "ratio", "threads", "sparsity", "bits", "class", "variant", "refresh", "frame", "probability")
+"""Words that make an axis label complete without a unit in parentheses (a count, an index,
+a dimensionless ratio or fraction)."""
+
+_NUMBER = re.compile(r"^[\u2212\-+]?[\d.,]+(e[\u2212\-+]?\d+)?%?$|^$")
+
+
+def _shows_numbers(axis) -> bool:
+    """Whether an axis shows numeric tick labels (a quantity), not category names or nothing."""
+    texts = [t.get_text() for t in axis.get_ticklabels() if t.get_visible()]
+    texts = [t.replace("$", "").replace("\\mathdefault{", "").replace("}", "").strip() for t in texts]
+    return any(texts) and all(_NUMBER.match(t) for t in texts)
+
+
+def _has_unit(label: str) -> bool:
+    return bool(re.search(r"\([^)]+\)|\[[^\]]+\]", label)) or any(w in label.lower() for w in UNITLESS)
+
+
+def axis_problems(fig) -> list:
+    """What a figure's axes lack: a label, or a unit in it, on every axis that shows a quantity.
+
+    An axis shows a quantity when it is visible and its tick labels are numbers (category
+    names, as on a bar chart of variants, and axes without tick labels are exempt). Its
+    label must name a unit in parentheses or brackets (``"latency (ms)"``, ``"size [MiB]"``)
+    or a unit-less quantity (:data:`UNITLESS`: ``"count"``, ``"epoch"``, ``"ratio"``, ...).
+    A colorbar needs a label too.
+
+    Args:
+        fig: a matplotlib figure (it is drawn to lay out its tick labels).
+
+    Returns:
+        One sentence per problem (empty when the figure is complete).
+    """
+    fig.canvas.draw()
+    problems = []
+    for number, ax in enumerate(fig.axes, start=1):
+        name = f"axes {number}" + (f" ({ax.get_title()!r})" if ax.get_title() else "")
+        colorbar = getattr(ax, "_colorbar", None)
+        if colorbar is not None:
+            if not (ax.get_ylabel() or ax.get_xlabel()):
+                problems.append(f"{name}: a colorbar without a label (colorbar.set_label('... (unit)'))")
+            continue
+        if not ax.axison or not ax.has_data():
+            continue
+        for which, axis, label in (("x", ax.xaxis, ax.get_xlabel()), ("y", ax.yaxis, ax.get_ylabel())):
+            if not axis.get_visible() or not _shows_numbers(axis):
+                continue
+            if not label.strip():
+                problems.append(f"{name}: the {which} axis shows numbers but has no label")
+            elif not _has_unit(label):
+                problems.append(f"{name}: the {which} label {label!r} names no unit; add one in parentheses, "
+                                f"e.g. '{label} (ms)', or name a unit-less quantity ({', '.join(UNITLESS[:6])}, ...)")
+    return problems
+
+
+def show(fig=None) -> None:
+    """Shows a figure after checking that its axes are labelled with units (:func:`axis_problems`).
+
+    The book's chapters show every figure through this function; its caption and label come
+    from the cell's ``mystnb.figure`` metadata.
+
+    Args:
+        fig: the figure (default: the current one).
+
+    Raises:
+        ValueError: listing what the figure's axes lack; the figure is closed, not shown.
+    """
+    fig = fig if fig is not None else plt.gcf()
+    problems = axis_problems(fig)
+    if problems:
+        plt.close(fig)
+        raise ValueError("a figure's axes need labels with units: " + "; ".join(problems))
+    plt.show()
