@@ -57,3 +57,17 @@ def test_show_refuses_an_unlabelled_figure_and_closes_it():
     assert not plt.fignum_exists(fig.number)
     plotting.show(_line("time (s)", "temperature (°C)"))
     plt.close("all")
+
+
+def test_log_axes_show_numbers_too():
+    # A log axis writes its ticks as TeX powers ($\mathdefault{10^{-2}}$, $2^{4}$): they are
+    # numbers, so the axis needs a label with a unit like any other.
+    fig, ax = plt.subplots()
+    ax.loglog([1, 10, 1000], [0.01, 1, 5])
+    ax.set_xscale("log", base=2)
+    assert [p.split(": ")[1] for p in plotting.axis_problems(fig)] == [
+        "the x axis shows numbers but has no label", "the y axis shows numbers but has no label"]
+    ax.set_xlabel("batch (count)")
+    ax.set_ylabel("latency (ms, log scale)")
+    assert plotting.axis_problems(fig) == []
+    plt.close("all")

@@ -197,13 +197,17 @@ UNITLESS = ("count", "number of", "epoch", "layer", "step", "rank", "index", "fr
 """Words that make an axis label complete without a unit in parentheses (a count, an index,
 a dimensionless ratio or fraction)."""
 
-_NUMBER = re.compile(r"^[\u2212\-+]?[\d.,]+(e[\u2212\-+]?\d+)?%?$|^$")
+_NUMBER = re.compile(r"^[\u2212\-+]?[\d.,]+(e[\u2212\-+]?\d+)?%?$"
+                     r"|^([\d.]+\\times)?\d+\^[\u2212\-+]?\d+$|^$")
+"""A tick label that is a number: ``"0.5"``, ``"\u22122"``, ``"1e-3"``, ``"40%"``, or a power as
+a log axis writes it (``"10^-3"``, ``"2^4"``, ``"5\\times10^-1"`` once its TeX braces are gone)."""
 
 
 def _shows_numbers(axis) -> bool:
     """Whether an axis shows numeric tick labels (a quantity), not category names or nothing."""
     texts = [t.get_text() for t in axis.get_ticklabels() if t.get_visible()]
-    texts = [t.replace("$", "").replace("\\mathdefault{", "").replace("}", "").strip() for t in texts]
+    texts = [t.replace("$", "").replace("\\mathdefault", "").replace("{", "").replace("}", "").strip()
+             for t in texts]
     return any(texts) and all(_NUMBER.match(t) for t in texts)
 
 
