@@ -177,3 +177,27 @@ def test_run_batches_takes_inputs_quantized_by_hand_and_checks_them(small_cnn, p
         litert.run_batches(content, q[:, :16])
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         litert.run_batches(content, q, batch_size=0)
+
+
+def test_keras_functions_refuse_what_is_not_a_keras_model_or_its_images_by_name():
+    from mobileopt_ref import compute, models, pruning
+
+    model = models.build_mobilenet_v2(0.35, 32, 10)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    for call in (lambda m: models.predict_logits(m, images), lambda m: models.evaluate_keras(m, images, [0, 1, 2, 3]),
+                 models.count_params, compute.keras_macs, pruning.hidden_channel_importance):
+        with pytest.raises(ValueError, match=r"needs a tf_keras model .* got bytes \(a \.tflite file"):
+            call(b"TFL3 model bytes")
+    with pytest.raises(ValueError, match=r"images must have shape \(n>0, 32, 32, 3\) for this model, got \(4, 16, 32, 3\)"):
+        models.predict_logits(model, images[:, :16])
+    with pytest.raises(ValueError, match="already preprocessed"):
+        models.predict_logits(model, images / 127.5 - 1)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        models.predict_logits(model, images, batch_size=0)
+    with pytest.raises(ValueError, match=r"labels must be integers, one per image: got float64 \(3,\) for 4 images"):
+        models.evaluate_keras(model, images, np.zeros(3))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\) for this model's 10 outputs, got 0..11"):
+        models.evaluate_keras(model, images, [0, 1, 2, 11])
+    with pytest.raises(ValueError, match=r"fraction must be a number in \[0, 1\)"):
+        pruning.prune_hidden_channels(model, 1.5)
+    assert models.evaluate_keras(model, images, [0, 1, 2, 3]) in (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -402,9 +402,12 @@ def keras_macs(model) -> dict:
 
     Raises:
         ValueError: for a layer type the counter does not know (naming it): an unknown
-            layer is an error, never a silent zero.
+            layer is an error, never a silent zero; for anything that is not a tf_keras model.
     """
+    from mobileopt_ref import models  # noqa: PLC0415
     from mobileopt_ref._keras import keras  # noqa: PLC0415
+
+    models.check_keras_model(model, "keras_macs")
 
     per_layer: dict = {}
     pooling = 0

@@ -672,13 +672,52 @@ def load_cached(config: TrainConfig, cache_dir: str | os.PathLike | None = None)
     return _load_entry(cache_dir / config.entry_name(), config.key(), _builder(config))
 
 
+def check_keras_model(model, caller: str):
+    """Returns ``model`` if it is a built tf_keras model with one input; refuses it otherwise.
+
+    Args:
+        model: what a public function was given as a Keras model.
+        caller: the function's name, for the message.
+
+    Raises:
+        ValueError: for anything that is not a tf_keras model (``.tflite`` bytes, a path, a
+            Keras 3 model), or a model with several inputs.
+    """
+    if not (hasattr(model, "layers") and hasattr(model, "weights") and hasattr(model, "input_shape")):
+        hint = " (a .tflite file: use the litert functions)" if isinstance(model, (bytes, bytearray, str)) else ""
+        raise ValueError(f"{caller} needs a tf_keras model (from mobileopt_ref._keras), got {type(model).__name__}{hint}")
+    if isinstance(model.input_shape, list):
+        raise ValueError(f"{caller} takes models with one input; this one has {len(model.input_shape)}")
+    return model
+
+
 def predict_logits(model, images, batch_size: int = 256) -> np.ndarray:
     """Returns a Keras model's outputs for ``uint8`` images, in inference mode.
 
     Calls the model directly batch by batch (``Model.predict`` would build a tf.data
     pipeline for every call, which is slower for small arrays and noisier in logs).
+
+    Args:
+        model: a tf_keras classifier with one image input.
+        images: ``(n, h, w, c)`` pixels, whole numbers 0-255
+            (:func:`mobileopt_ref.data.check_pixels`), ``h, w, c`` as the model's input.
+        batch_size: images per call (positive).
+
+    Returns:
+        ``float32`` array ``(n, outputs)``.
+
+    Raises:
+        ValueError: for a model that is not a tf_keras model, images that are not pixels
+            or not of the model's input shape, or a bad batch size.
     """
-    images = np.asarray(images)
+    check_keras_model(model, "predict_logits")
+    images = data.check_pixels(images)
+    expected = tuple(model.input_shape[1:])
+    if images.ndim != len(expected) + 1 or any(e is not None and e != d for e, d in zip(expected, images.shape[1:])) \
+            or len(images) == 0:
+        raise ValueError(f"images must have shape (n>0, {', '.join(map(str, expected))}) for this model, got {images.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     outputs = [
         model(data.preprocess(images[start : start + batch_size]), training=False).numpy()
         for start in range(0, len(images), batch_size)
@@ -687,11 +726,32 @@ def predict_logits(model, images, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate_keras(model, images, labels, batch_size: int = 256) -> float:
-    """Returns the top-1 accuracy of a logits model on ``uint8`` images."""
+    """Returns the top-1 accuracy of a logits model on ``uint8`` images.
+
+    Args:
+        model, images, batch_size: as in :func:`predict_logits`.
+        labels: integer labels ``(n,)``, each in ``[0, outputs)``.
+
+    Raises:
+        ValueError: as :func:`predict_logits`; for labels that are not one integer per image
+            or fall outside the model's classes.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, one per image: got {labels.dtype} {labels.shape} for "
+                         f"{len(images)} images")
     logits = predict_logits(model, images, batch_size)
-    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+    if len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[-1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[-1]}) for this model's {logits.shape[-1]} outputs, "
+                         f"got {labels.min()}..{labels.max()}")
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
 def count_params(model) -> int:
-    """Returns the number of parameters (trainable and not) of a Keras model."""
+    """Returns the number of parameters (trainable and not) of a Keras model.
+
+    Raises:
+        ValueError: for anything that is not a tf_keras model.
+    """
+    check_keras_model(model, "count_params")
     return int(sum(np.prod(w.shape) for w in model.weights))

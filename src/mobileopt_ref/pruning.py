@@ -674,6 +674,9 @@ def tflite_op_densities(model) -> dict:
 
 def _mobilenet_blocks(model) -> list:
     """Indices ``i`` of the blocks with an expansion: layers ``block_{i}_expand`` etc."""
+    from mobileopt_ref import models  # noqa: PLC0415
+
+    models.check_keras_model(model, "hidden-channel pruning")
     names = {layer.name for layer in model.layers}
     blocks = []
     for name in names:
@@ -766,7 +769,7 @@ def prune_hidden_channels(model, fraction: float, *, blocks=None, multiple_of: i
     from mobileopt_ref._keras import keras
 
     importance = hidden_channel_importance(model)
-    fraction = check_sparsity(fraction)
+    fraction = _check_sparsity(fraction, "fraction")
     if blocks is None:
         blocks = sorted(importance)
     blocks = list(blocks)
@@ -821,6 +824,9 @@ def hidden_channel_params(model, kept: dict) -> int:
         The count ``N_original - N_pruned_model`` (batch-norm statistics included, as in
         ``model.count_params()``).
     """
+    _mobilenet_blocks(model)  # a tf_keras model
+    if not isinstance(kept, dict):
+        raise ValueError(f"kept must be {{block: kept channel indices}} as prune_hidden_channels returns, got {type(kept).__name__}")
     removed = 0
     for block, k in kept.items():
         expand = model.get_layer(f"block_{block}_expand").get_weights()[0]
