@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import os
 import re
 import shutil
@@ -55,7 +56,8 @@ INSTALL_HINT = (
     "or Chrome executable; Playwright for Python comes with `make setup` (the test extra)."
 )
 
-_RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# A table's rule row; Sphinx's smartquotes turn the "---" of one left in prose into an em dash.
+_RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014]+):?\s*\|")
 _RAW_MATH = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
 
 
@@ -66,7 +68,8 @@ def text_problems(text: str) -> list[str]:
         text: The page's visible prose and output text (code excluded).
 
     Returns:
-        One message per kind of defect found: a raw markdown table rule (``|---|``) or
+        One message per kind of defect found: a raw markdown table rule (``|---|``, or
+        ``|—|`` as Sphinx's smartquotes print it) or
         unrendered math (``\\(``, ``\\)``, ``\\[``, ``\\]``, ``$$``, ``\\begin{``), each with
         the text around its first occurrence; empty when there is none.
     """
@@ -226,6 +229,7 @@ async () => {
     links: Array.from(document.querySelectorAll("a[href]"), a => a.href),
     ids: ids,
     math: document.querySelectorAll("mjx-container").length,
+    mathErrors: Array.from(document.querySelectorAll("mjx-merror"), e => e.getAttribute("data-mjx-error") || "?"),
   };
 }
 """
@@ -239,7 +243,8 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
     reported. After each page has loaded (MathJax typeset, images decoded, network idle)
     it is checked for console errors and uncaught exceptions, failed requests (including
     HTTP status 400 and above), requests to other hosts, images with ``naturalWidth == 0``,
-    raw markdown tables and unrendered math in its text (:func:`text_problems`). Once every
+    formulas MathJax could not typeset (``mjx-merror``), raw markdown tables and unrendered
+    math in its text (:func:`text_problems`). Once every
     page is loaded, each link to the local server is resolved: its file must exist and its
     ``#fragment``, if any, must name an element of the target page.
 
@@ -270,22 +275,33 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
         def record(message):
             problems[current[0]].append(message)
 
-        def route(route_):
-            url = route_.request.url
+        def block_other_hosts(route):
+            url = route.request.url
             if urlsplit(url).scheme in ("http", "https", "ws", "wss", "ftp") and urlsplit(url).hostname not in LOCAL_HOSTS:
                 record(f"request to another host: {url}")
-                route_.abort("blockedbyclient")
+                route.abort("blockedbyclient")
             else:
-                route_.continue_()
+                route.continue_()
 
-        context.route("**/*", route)
+        def on_console(message):
+            if message.type == "error":
+                record(f"console error: {message.text}")
+
+        def on_request_failed(request):
+            # A blocked request to another host is reported once, by block_other_hosts.
+            if urlsplit(request.url).hostname in LOCAL_HOSTS:
+                record(f"failed request: {request.url} ({request.failure})")
+
+        def on_response(response):
+            if response.status >= 400:
+                record(f"failed request: {response.url} (HTTP {response.status})")
+
+        context.route("**/*", block_other_hosts)
         page = context.new_page()
-        page.on("console", lambda msg: msg.type == "error" and record(f"console error: {msg.text}"))
-        page.on("pageerror", lambda exc: record(f"uncaught exception: {exc}"))
-        page.on("requestfailed", lambda req: urlsplit(req.url).hostname in LOCAL_HOSTS
-                and record(f"failed request: {req.url} ({req.failure})"))
-        page.on("response", lambda resp: resp.status >= 400
-                and record(f"failed request: {resp.url} (HTTP {resp.status})"))
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: record(f"uncaught exception: {error}"))
+        page.on("requestfailed", on_request_failed)
+        page.on("response", on_response)
         try:
             for name in pages:
                 current[:] = [name]
@@ -294,6 +310,7 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
                 found = page.evaluate(_INSPECT_PAGE)
                 problems[name] += text_problems(found["text"])
                 problems[name] += [f"image did not load: {src} (naturalWidth 0)" for src in found["brokenImages"]]
+                problems[name] += [f"MathJax error: {error}" for error in found["mathErrors"]]
                 ids[name] = set(found["ids"])
                 links[name] = found["links"]
                 math[name] = found["math"]
@@ -372,7 +389,8 @@ def browser():
 def test_text_problems_finds_raw_tables_and_unrendered_math():
     assert text_problems("Accuracy 91.2 % on 1,000 images; the table below.") == []
     assert text_problems("a | b | c") == []  # a pipe in prose is not a table
-    for raw in ("| model | size |\n|---|---|\n| a | 1 |", "| a | b |\n|:---|---:|", "| x |\n| --- |"):
+    for raw in ("| model | size |\n|---|---|\n| a | 1 |", "| a | b |\n|:---|---:|", "| x |\n| --- |",
+                "| item | value |\n|\u2014|\u2014|", "| a |\n|:\u2013|"):
         assert [p.split(" in ")[0] for p in text_problems(raw)] == ["raw markdown table"], raw
     for raw in (r"the scale \(s\) is", r"\[ q = x / s + z \]", "$$E_q$$", r"\begin{aligned} a \end{aligned}"):
         assert [p.split(" in ")[0] for p in text_problems(raw)] == ["unrendered math"], raw
@@ -411,6 +429,7 @@ def test_browser_check_catches_each_planted_defect(browser, tmp_path):
                       '<a href="https://example.org/">an outside hyperlink is prose</a>',
         "sub/other.html": '<p id="x">other</p>',
         "table.html": "<p>| model | size |</p><p>|---|---|</p>",
+        "smarttable.html": "<p>| item | value |\n|\u2014|\u2014|\n| CPU | AMD EPYC |</p>",  # as the old site showed
         "math.html": '<span class="math">\\(E_q = s (q - z)\\)</span>',
         "output.html": '<div class="cell_output"><pre>| a |\n|---|</pre></div>',
         "external.html": '<script src="https://cdn.example.invalid/mathjax.js"></script>',
@@ -424,10 +443,18 @@ def test_browser_check_catches_each_planted_defect(browser, tmp_path):
     for name, body in pages.items():
         (tmp_path / name).write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    problems, _ = check_site(browser, tmp_path, pages=list(pages))
+    # The MathJax the site bundles, on one page that typesets and one it cannot.
+    bundle = Path(importlib.import_module("sphinx-mathjax-offline").__file__).parent / "static" / "mathjax"
+    shutil.copytree(bundle, tmp_path / "mathjax")
+    mathjax = '<script defer src="mathjax/tex-chtml.js"></script>'
+    (tmp_path / "mathok.html").write_text(f"{mathjax}<p>The scale \\(s = \\frac{{x}}{{q}}\\) and</p>\\[E_q = s\\,(q - z)\\]")
+    (tmp_path / "matherror.html").write_text(f"{mathjax}<p>\\(x^1^2\\)</p>")  # TeX: "Double exponent"
+    problems, math = check_site(browser, tmp_path, pages=[*pages, "mathok.html", "matherror.html"])
+    assert math["mathok.html"] == 2 and problems["mathok.html"] == [], problems["mathok.html"]
+    assert [p.split(":")[0] for p in problems["matherror.html"]] == ["MathJax error"], problems["matherror.html"]
     expected = {
         "clean.html": [], "sub/other.html": [],
-        "table.html": ["raw markdown table"], "math.html": ["unrendered math"], "output.html": ["raw markdown table"],
+        "table.html": ["raw markdown table"], "smarttable.html": ["raw markdown table"], "math.html": ["unrendered math"], "output.html": ["raw markdown table"],
         # Chromium also logs a blocked or missing resource as a console error.
         "external.html": ["request to another host", "console error"], "console.html": ["console error"],
         "exception.html": ["uncaught exception"], "image.html": ["failed request", "console error", "image did not load"],
