@@ -71,3 +71,19 @@ def test_log_axes_show_numbers_too():
     ax.set_ylabel("latency (ms, log scale)")
     assert plotting.axis_problems(fig) == []
     plt.close("all")
+
+
+def test_a_shared_label_of_a_grid_of_panels_labels_the_axes_without_their_own():
+    fig, axes = plt.subplots(2, 2)
+    for ax in axes.ravel():
+        ax.hist([1.0, 2.0, 2.5, 4.0])
+    assert len(plotting.axis_problems(fig)) == 8
+    fig.supxlabel("latency per invoke (ms)")
+    assert [p.split(": ")[1] for p in plotting.axis_problems(fig)] == ["the y axis shows numbers but has no label"] * 4
+    fig.supylabel("invokes")                  # a shared label is checked for its unit like any other
+    assert all("the y label 'invokes' names no unit" in p for p in plotting.axis_problems(fig))
+    fig.supylabel("number of invokes")
+    assert plotting.axis_problems(fig) == []
+    axes[0, 0].set_ylabel("latency")          # a panel's own label is the one checked
+    assert [p.split(": ")[1][:27] for p in plotting.axis_problems(fig)] == ["the y label 'latency' names"]
+    plt.close("all")

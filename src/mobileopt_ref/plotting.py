@@ -222,7 +222,8 @@ def axis_problems(fig) -> list:
     names, as on a bar chart of variants, and axes without tick labels are exempt). Its
     label must name a unit in parentheses or brackets (``"latency (ms)"``, ``"size [MiB]"``)
     or a unit-less quantity (:data:`UNITLESS`: ``"count"``, ``"epoch"``, ``"ratio"``, ...).
-    A colorbar needs a label too.
+    In a grid of panels, the figure's shared label (``fig.supxlabel``, ``fig.supylabel``)
+    stands for the label of every panel's axis that has none. A colorbar needs a label too.
 
     Args:
         fig: a matplotlib figure (it is drawn to lay out its tick labels).
@@ -232,6 +233,9 @@ def axis_problems(fig) -> list:
     """
     fig.canvas.draw()
     problems = []
+    # A label shared by a grid of panels (fig.supxlabel / fig.supylabel) labels every panel's
+    # axis that has none of its own.
+    shared = {"x": fig.get_supxlabel(), "y": fig.get_supylabel()}
     for number, ax in enumerate(fig.axes, start=1):
         name = f"axes {number}" + (f" ({ax.get_title()!r})" if ax.get_title() else "")
         colorbar = getattr(ax, "_colorbar", None)
@@ -244,6 +248,7 @@ def axis_problems(fig) -> list:
         for which, axis, label in (("x", ax.xaxis, ax.get_xlabel()), ("y", ax.yaxis, ax.get_ylabel())):
             if not axis.get_visible() or not _shows_numbers(axis):
                 continue
+            label = label if label.strip() else shared[which]
             if not label.strip():
                 problems.append(f"{name}: the {which} axis shows numbers but has no label")
             elif not _has_unit(label):
