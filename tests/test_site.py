@@ -277,7 +277,8 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
 
         def block_other_hosts(route):
             url = route.request.url
-            if urlsplit(url).scheme in ("http", "https", "ws", "wss", "ftp") and urlsplit(url).hostname not in LOCAL_HOSTS:
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https", "ws", "wss", "ftp") and parts.hostname not in LOCAL_HOSTS:
                 record(f"request to another host: {url}")
                 route.abort("blockedbyclient")
             else:
@@ -441,23 +442,27 @@ def test_browser_check_catches_each_planted_defect(browser, tmp_path):
         "anchor.html": '<a href="sub/other.html#nothing">x</a>',
     }
     for name, body in pages.items():
-        (tmp_path / name).write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
+        (tmp_path / name).write_text(f"<!doctype html><html><head><meta charset='utf-8'></head>"
+                                     f"<body>{body}</body></html>")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     # The MathJax the site bundles, on one page that typesets and one it cannot.
     bundle = Path(importlib.import_module("sphinx-mathjax-offline").__file__).parent / "static" / "mathjax"
     shutil.copytree(bundle, tmp_path / "mathjax")
     mathjax = '<script defer src="mathjax/tex-chtml.js"></script>'
-    (tmp_path / "mathok.html").write_text(f"{mathjax}<p>The scale \\(s = \\frac{{x}}{{q}}\\) and</p>\\[E_q = s\\,(q - z)\\]")
+    (tmp_path / "mathok.html").write_text(f"{mathjax}<p>The scale \\(s = \\frac{{x}}{{q}}\\) and</p>"
+                                          f"\\[E_q = s\\,(q - z)\\]")
     (tmp_path / "matherror.html").write_text(f"{mathjax}<p>\\(x^1^2\\)</p>")  # TeX: "Double exponent"
     problems, math = check_site(browser, tmp_path, pages=[*pages, "mathok.html", "matherror.html"])
     assert math["mathok.html"] == 2 and problems["mathok.html"] == [], problems["mathok.html"]
     assert [p.split(":")[0] for p in problems["matherror.html"]] == ["MathJax error"], problems["matherror.html"]
     expected = {
         "clean.html": [], "sub/other.html": [],
-        "table.html": ["raw markdown table"], "smarttable.html": ["raw markdown table"], "math.html": ["unrendered math"], "output.html": ["raw markdown table"],
+        "table.html": ["raw markdown table"], "smarttable.html": ["raw markdown table"],
+        "output.html": ["raw markdown table"], "math.html": ["unrendered math"],
         # Chromium also logs a blocked or missing resource as a console error.
         "external.html": ["request to another host", "console error"], "console.html": ["console error"],
-        "exception.html": ["uncaught exception"], "image.html": ["failed request", "console error", "image did not load"],
+        "exception.html": ["uncaught exception"],
+        "image.html": ["failed request", "console error", "image did not load"],
         "brokenimage.html": ["image did not load"], "link.html": ["link to a missing file"],
         "anchor.html": ["link to a missing anchor"],
     }
@@ -484,3 +489,29 @@ def test_every_page_works_offline_in_chromium(built_site, browser):
     # mjx-container; a page whose MathJax did not load would fail the text check above).
     for page in ("book/concepts.html", "notebooks/01_quantization.html"):
         assert math.get(page, 0) > 0, f"no rendered formula on {page}"
+    for page in SCREENSHOT_PAGES:
+        assert (screenshots / f"{page.removesuffix('.html').replace('/', '_')}.png").is_file(), page
+
+
+def test_chapters_opened_from_disk_render(built_site, browser):
+    # The README tells readers to open _build/html/index.html: from file:// URLs (no
+    # server) the math, with MathJax's fonts, and the tables render too.
+    if built_site.returncode != 0:
+        pytest.fail("the site did not build (see test_book_builds_with_warnings_as_errors):\n" + built_site.output)
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        for name in ("book/concepts.html", "notebooks/01_quantization.html"):
+            page.goto((built_site.html / name).as_uri(), wait_until="load")
+            found = page.evaluate(_INSPECT_PAGE)
+            page.wait_for_function("document.fonts.status === 'loaded'")
+            fonts = page.evaluate("Array.from(document.fonts, f => [f.family, f.status])")
+            assert found["math"] > 0 and not found["mathErrors"], name
+            assert text_problems(found["text"]) == [] and found["brokenImages"] == [], name
+            assert [family for family, status in fonts if family.startswith("MJX") and status == "loaded"], name
+            assert not [family for family, status in fonts if status == "error"], (name, fonts)
+            assert errors == [], (name, errors)
+    finally:
+        page.close()
