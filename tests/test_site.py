@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Hosts a page may load from: the local server only.
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
-#: Pages screenshotted (top of page, first displayed formula, first output table).
+#: Pages screenshotted (top of page, first displayed formula, a table from the outputs).
 SCREENSHOT_PAGES = ("book/intro.html", "notebooks/01_quantization.html", "notebooks/05_memory.html")
 
 #: Launch flags for a sandbox-less container with no network.
@@ -256,7 +256,7 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
         screenshot_dir: Where to save screenshots; none are taken when None.
         screenshot_pages: Pages to screenshot: ``<name>.png`` (top of the page) and, where
             the page has them, ``<name>-math.png`` (its first displayed formula) and
-            ``<name>-table.png`` (its first table in a cell output).
+            ``<name>-table.png`` (a table from its cell outputs).
 
     Returns:
         ``(problems, math)``: ``{page: [message, ...]}`` for every page loaded (an empty list
@@ -340,12 +340,20 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
 
 
 def _screenshots(page, directory: Path, name: str):
-    """Saves the top of the page, its first formula and its first output table."""
+    """Saves the top of the page, its first displayed formula and a table from its outputs.
+
+    The table is the second one in the cell outputs where there are two (the first is the
+    machine card every chapter opens with). Screenshots of the page left by an earlier run
+    are removed first, so that none is stale.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     stem = name.removesuffix(".html").replace("/", "_")
+    for old in (f"{stem}.png", f"{stem}-math.png", f"{stem}-table.png"):
+        (directory / old).unlink(missing_ok=True)
     page.screenshot(path=str(directory / f"{stem}.png"))
-    for suffix, selector in (("math", 'mjx-container[display="true"]'), ("table", ".cell_output table")):
-        element = page.locator(selector).first
+    tables = page.locator(".cell_output table")
+    for suffix, element in (("math", page.locator('mjx-container[display="true"]').first),
+                            ("table", tables.nth(1) if tables.count() > 1 else tables.first)):
         if element.count():
             element.scroll_into_view_if_needed()
             page.evaluate("window.scrollBy(0, -200)")
