@@ -4,8 +4,10 @@ Every page of the site that the session builds once (the ``built_site`` fixture 
 tests/conftest.py) is loaded in headless Chromium, served from localhost, with every
 request to another host blocked. A page fails on a console error, a failed request, a
 request to another host, an image that did not load, an internal link that does not
-resolve, or a raw markdown table or unrendered math in its text. A static scan of the
-built files finds any script, style, font or image referenced from another host.
+resolve, a formula MathJax could not typeset, or a raw markdown table or unrendered math
+in its text. Two chapters are also opened from disk (file://), as a reader of the README
+would. A static scan of the built files finds any script, style, font or image referenced
+from another host.
 
 The browser is Playwright for Python driving the distribution's Chromium
 (``apt-get install chromium``; Playwright's own browser download is not needed). Without
