@@ -138,6 +138,8 @@ def test_verdict_words_and_text():
     assert s.verdict(20 * KIB) == "inconclusive" and "may or may not grow" in s.text(20 * KIB)
     assert s.verdict(32 * KIB) == "does not grow" and "below 32.0 KiB/cycle" in s.text(32 * KIB)
     assert leaks.interval_text(s, "KiB") == "20.0 KiB (95 % CI 18.0 to 22.0)"
+    tiny = leaks.Slope(-10.0, -20.0, -1.0, 0.95, 1.0, 30, 0.0, 30.0)  # bytes: rounds to -0.0 KiB
+    assert tiny.text(16 * KIB).startswith("does not grow at the stated level: 0.0 KiB/cycle (95 % CI 0.0 to 0.0")
     with pytest.raises(ValueError, match="unit"):
         s.text(1.0, unit="GB")
     with pytest.raises(ValueError, match="tolerance"):

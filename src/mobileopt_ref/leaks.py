@@ -248,7 +248,10 @@ class Slope:
         verdict = self.verdict(tolerance)
 
         def f(v):
-            return f"{v / scale:.1f}" if math.isfinite(v) else ("∞" if v > 0 else "-∞")
+            if not math.isfinite(v):
+                return "∞" if v > 0 else "-∞"
+            text = f"{v / scale:.1f}"
+            return "0.0" if text == "-0.0" else text
 
         ci = f"{100 * self.confidence:.0f} % CI {f(self.low)} to {f(self.high)}"
         level = f"{f(tolerance)} {unit}/cycle"
