@@ -376,6 +376,25 @@ def check_read_graph(content, kind, graph):
         assert tuple(details[tensor.index]["shape"]) == tensor.shape, tensor
 
 
+# Operators XNNPACK leaves to LiteRT's built-in kernels, by kind (the others: none).
+OFF_XNNPACK = {
+    "int8_io_uint8": ["QUANTIZE", "QUANTIZE"],                 # uint8 in and out
+    "vector_int16x8": ["QUANTIZE", "FULLY_CONNECTED", "FULLY_CONNECTED", "DEQUANTIZE"],  # no int16 kernels
+    "quantizer_wi4": ["DEQUANTIZE", "CONV_2D", "DEQUANTIZE", "FULLY_CONNECTED"],  # weights computed at run time
+    "quantizer_dynamic_wi4": ["CONV_2D"],
+    "prefill_only": ["STRIDED_SLICE", "GATHER"],
+    "decode_only": ["STRIDED_SLICE", "GATHER"],
+}
+
+
+def check_delegated_ops(content, kind, result):
+    graph = litert.read_graph(content)
+    assert sorted(result["delegated"] + result["not_delegated"]) == list(range(len(graph.ops)))
+    assert [graph.ops[i].op for i in result["not_delegated"]] == OFF_XNNPACK.get(kind, [])
+    assert result["partitions"] == litert.execution_plan(content).get("DELEGATE", 0)
+    assert (result["partitions"] == 0) == (not result["delegated"])
+
+
 def check_make_interpreter(content, kind, interpreter):
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _example(detail, 1))
@@ -625,6 +644,7 @@ FUNCTIONS = {
     # name: (call(content, inputs), check(content, kind, result))
     "read_tflite": (lambda c, i: litert.read_tflite(c), check_read_tflite),
     "signatures": (lambda c, i: litert.signatures(c), check_signatures),
+    "delegated_ops": (lambda c, i: litert.delegated_ops(c), check_delegated_ops),
     "select_signature": (lambda c, i: _first_signature(c), check_select_signature),
     "check_one_graph": (lambda c, i: litert.check_one_graph(c, "caller"), check_check_one_graph),
     "evaluate_tflite": (lambda c, i: litert.evaluate_tflite(c, i.images, _labels_for(c)), check_evaluate_tflite),

@@ -5,6 +5,7 @@ Usage::
     mobileopt execute notebooks/00_baseline.ipynb ...   # run notebooks, store outputs
     mobileopt train [teacher|student ...]               # train (or load) the book's models
     mobileopt retrain-check [name ...]                  # retrain, compare with shipped weights
+    mobileopt inspect MODEL.tflite [--inputs X.npy] ... # the book's measurements on any model
 """
 
 from __future__ import annotations
@@ -153,6 +154,63 @@ def _retrain_check(args) -> int:
     return 1 if failures else 0
 
 
+def _load_array(path: str, what: str):
+    import numpy as np  # noqa: PLC0415
+
+    try:
+        if path.endswith(".txt"):
+            return np.loadtxt(path, dtype=np.int64, ndmin=1)
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SystemExit(f"error: no {what} file at {path}") from None
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {path} is not a {what} file (.npy, or .txt with one integer a line): {err}") from None
+
+
+def _inspect(args) -> int:
+    from mobileopt_ref import env, inspection, litert  # noqa: PLC0415
+
+    env.setup(threads=args.threads, figures=False)
+    inputs = _load_array(args.inputs, "inputs") if args.inputs else None
+    labels = _load_array(args.labels, "labels") if args.labels else None
+    if labels is not None and inputs is None:
+        raise SystemExit("error: --labels needs --inputs (the images or inputs the labels belong to)")
+    steps = ["file", "operators", "memory", "energy", "speed", "quantization"]
+
+    def progress(step):
+        print(f"[{steps.index(step) + 1}/{len(steps)}] {step} ...", file=sys.stderr, flush=True)
+
+    try:
+        model = litert.select_signature(args.model, args.signature) if args.signature else args.model
+        report = inspection.inspect_model(model, inputs=inputs, labels=labels, threads=args.threads,
+                                          num_runs=args.runs, rounds=min(10, args.runs),
+                                          measure=not args.no_measure, quantize=not args.no_quantize,
+                                          progress=progress)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report.model = args.model + (f" (signature {args.signature})" if args.signature else "")
+    print(inspection.to_markdown(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(inspection.to_json(report) + "\n")
+        print(f"\nwritten: {args.json}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     """Entry point of the ``mobileopt`` command."""
     parser = argparse.ArgumentParser(prog="mobileopt", description=__doc__.split("\n")[0])
@@ -169,6 +227,18 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="*",
                    help="teacher, student, student-<pruning, distillation or QAT recipe> (default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
+    p = sub.add_parser("inspect", help="size, operators, memory, speed, energy and quantization of a .tflite")
+    p.add_argument("model", help="a .tflite file")
+    p.add_argument("--inputs", help=".npy inputs for the output-error figures (uint8 pixels for an image model); "
+                                    "default: 32 random inputs")
+    p.add_argument("--labels", help="labels of the inputs (.npy, or .txt with one integer a line)")
+    p.add_argument("--signature", help="the signature to inspect, for a file with several")
+    p.add_argument("--threads", type=_positive, default=2, help="threads timed beside one thread (default 2)")
+    p.add_argument("--runs", type=_positive, default=200, help="timed invokes per variant (default 200)")
+    p.add_argument("--no-measure", action="store_true", help="skip every timed figure")
+    p.add_argument("--no-quantize", action="store_true", help="do not try LiteRT Quantizer recipes")
+    p.add_argument("--json", help="also write the report as JSON to this file")
+    p.set_defaults(func=_inspect)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -709,6 +709,58 @@ INPUT_ROUNDING = {"half_away": "reference", "half_even": "builtin and xnnpack"}
 """How LiteRT's ``QUANTIZE`` kernels round ``x / s`` (float32) to an integer, by kernel set."""
 
 
+def delegated_ops(model, *, num_threads: int = 2) -> dict:
+    """Which operators XNNPACK runs and which stay on LiteRT's built-in kernels.
+
+    LiteRT's node list keeps every operator of the file and adds one ``DELEGATE`` node per
+    partition XNNPACK takes (:func:`execution_plan`); the operators inside a partition are
+    not run by LiteRT. An operator runs outside every partition exactly when one of its
+    outputs is read by a partition (a ``DELEGATE`` node's input), is a model output that
+    no partition writes, or is read by another operator outside every partition; the rest
+    sit inside a partition (an output a partition writes is the partition's own).
+
+    Args:
+        model: ``.tflite`` bytes or path with one subgraph.
+        num_threads: interpreter threads.
+
+    Returns:
+        ``{"partitions": int, "delegated": [op indices], "not_delegated": [op indices]}``,
+        indices in execution order.
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model, or a model with several
+            subgraphs.
+    """
+    content = check_one_graph(model, "delegated_ops")
+    nodes = make_interpreter(content, num_threads=num_threads, kernels="xnnpack")._get_ops_details()
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    ops = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    read_by_delegate = {int(t) for n in delegates for t in n["inputs"]}
+    written_by_delegate = {int(t) for n in delegates for t in n["outputs"]}
+    graph_outputs = set(read_graph(content).outputs)
+    consumers: dict = {}
+    for op in ops:
+        for t in op["inputs"]:
+            consumers.setdefault(int(t), []).append(op["index"])
+    outside: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for op in ops:
+            if op["index"] in outside:
+                continue
+            for t in (int(t) for t in op["outputs"]):
+                if t in written_by_delegate:  # a partition's output: this operator is inside it
+                    continue
+                if t in read_by_delegate or t in graph_outputs or any(c in outside for c in consumers.get(t, [])):
+                    outside.add(op["index"])
+                    changed = True
+                    break
+    order = [op["index"] for op in ops]
+    return {"partitions": len(delegates), "delegated": [i for i in order if i not in outside],
+            "not_delegated": [i for i in order if i in outside]}
+
+
 def quantize_input(x: np.ndarray, detail: dict, *, rounding: str = "half_away") -> np.ndarray:
     """Converts real values to a tensor's dtype as LiteRT's ``QUANTIZE`` operator does.
 
@@ -997,12 +1049,12 @@ class TensorInfo:
 
     @property
     def dtype_name(self) -> str:
-        """The element type's name: numpy's (``"int8"``) or the schema's (``"INT4"``)."""
+        """Name of the element type, numpy's (``"int8"``) or the schema's (``"INT4"``)."""
         return self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name
 
     @property
     def bits(self) -> int:
-        """Bits per element: 4 for ``INT4``, 2 for ``INT2``, 8 x the numpy item size else.
+        """Number of bits per element (4 for ``INT4``, 2 for ``INT2``, else 8 x the numpy item size).
 
         Raises:
             ValueError: for a type without a fixed size (``STRING``, ``RESOURCE``, ``VARIANT``).
