@@ -104,6 +104,7 @@ STEPS = {
 """The named steps :func:`leak_probe` runs, with what one cycle does."""
 
 VERDICTS = ("grows", "does not grow", "inconclusive")
+"""The verdicts of :meth:`Slope.verdict`, against a stated level ``L`` per cycle."""
 
 # The child process must not import TensorFlow (mobileopt_ref.litert does): it names LiteRT's
 # op resolvers itself; tests check that this agrees with mobileopt_ref.litert.KERNELS.
@@ -376,7 +377,7 @@ class LeakResult:
 
     @property
     def verdict(self) -> str:
-        """The RSS verdict: one of :data:`VERDICTS` (see :meth:`Slope.verdict`)."""
+        """Returns the RSS verdict, one of :data:`VERDICTS` (see :meth:`Slope.verdict`)."""
         return self.rss_slope.verdict(self.tolerance)
 
     @property
