@@ -7,6 +7,7 @@ import pytest
 
 from mobileopt_ref import cli, compute, inspection, litert, memory, models
 from test_corpus import BROKEN, KINDS, build_corpus
+from test_site import browser, check_site  # noqa: F401  (browser is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,11 @@ def test_the_command_reports_writes_json_and_names_each_error(corpus, tmp_path, 
     path = tmp_path / "model.tflite"
     path.write_bytes(corpus["prefill_decode"])
     out = tmp_path / "report.json"
-    assert cli.main(["inspect", str(path), "--signature", "prefill", "--no-measure", "--json", str(out)]) == 0
+    page = tmp_path / "report.html"
+    assert cli.main(["inspect", str(path), "--signature", "prefill", "--no-measure", "--json", str(out),
+                     "--html", str(page)]) == 0
     assert json.loads(out.read_text())["sections"]["file"]["signatures"] == ["prefill"]
+    assert page.read_text().startswith("<!DOCTYPE html>") and "<img" in page.read_text()
     assert "(signature prefill)" in capsys.readouterr().out
     assert cli.main(["inspect", str(path), "--no-measure"]) == 2
     assert "choose one with litert.select_signature" in capsys.readouterr().err
@@ -102,3 +106,14 @@ def test_the_command_reports_writes_json_and_names_each_error(corpus, tmp_path, 
         cli.main(["inspect", str(path), "--labels", str(tmp_path / "x.npy")])
     with pytest.raises(SystemExit):
         cli.main(["inspect", str(path), "--threads", "0"])
+
+
+def test_the_html_page_is_self_contained_and_opens_offline_in_chromium(student_tflite, tmp_path, browser):
+    report = inspection.inspect_model(student_tflite, num_runs=20, rounds=4, quantize=False)
+    page = inspection.to_html(report)
+    assert page.count("<img") == 3 and "http://" not in page and "https://" not in page
+    assert "<table>" in page and "Figure 3." in page
+    (tmp_path / "report.html").write_text(page, encoding="utf-8")
+    # Every image decodes, no request leaves localhost, no console error, no raw table.
+    problems, _ = check_site(browser, tmp_path, pages=["report.html"])
+    assert problems == {"report.html": []}, problems

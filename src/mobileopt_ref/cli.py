@@ -198,6 +198,10 @@ def _inspect(args) -> int:
         with open(args.json, "w", encoding="utf-8") as f:
             f.write(inspection.to_json(report) + "\n")
         print(f"\nwritten: {args.json}", file=sys.stderr)
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(inspection.to_html(report))
+        print(f"written: {args.html}", file=sys.stderr)
     return 0
 
 
@@ -238,6 +242,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-measure", action="store_true", help="skip every timed figure")
     p.add_argument("--no-quantize", action="store_true", help="do not try LiteRT Quantizer recipes")
     p.add_argument("--json", help="also write the report as JSON to this file")
+    p.add_argument("--html", help="also write the report as one self-contained HTML page (figures inline)")
     p.set_defaults(func=_inspect)
     args = parser.parse_args(argv)
     return args.func(args)

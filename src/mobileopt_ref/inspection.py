@@ -410,3 +410,92 @@ def to_json(report: Inspection) -> str:
             return clean(value.item())
         return value
     return json.dumps(clean(report.to_dict()), indent=1)
+
+
+def _figures(report: Inspection) -> list:
+    """``[(caption, figure)]`` for the HTML page: MACs by operator, activation memory, latency."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from mobileopt_ref import plotting  # noqa: PLC0415
+
+    plotting.use_book_style()
+    s, figures = report.sections, []
+    ops = {op: e for op, e in s["operators"]["by_type"].items() if e["macs"]}
+    if ops:
+        fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(ops) + 1.2))
+        names = sorted(ops, key=lambda op: ops[op]["macs"])
+        ax.barh(names, [100 * ops[op]["share"] for op in names], color="C0")
+        ax.set_xlabel("share of the multiply-accumulates (%)")
+        figures.append(("Where the arithmetic is: multiply-accumulates by operator type (counted in the file).", fig))
+    if "memory" in s:
+        m = s["memory"]
+        fig, ax = plt.subplots(figsize=(6.4, 2.0))
+        labels = ["lower bound", "greedy plan", "LiteRT's arena"]
+        ax.barh(labels, [m["lower_bound_bytes"] / 1024, m["greedy_plan_bytes"] / 1024, m["litert_arena_bytes"] / 1024],
+                color=["0.6", "C0", "C1"])
+        ax.set_xlabel("activation memory (KiB)")
+        figures.append(("Activation memory: the lower bound, the book's greedy plan and LiteRT's real arena.", fig))
+    if "speed" in s:
+        runs = {k: v for k, v in s["speed"].items() if k != "thread_speedup"}
+        fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(runs) + 1.2))
+        names = list(runs)
+        p50 = [runs[n]["p50_ms"] for n in names]
+        err = [[p - runs[n]["ci95_ms"][0] for p, n in zip(p50, names)], [runs[n]["ci95_ms"][1] - p for p, n in zip(p50, names)]]
+        ax.barh(names, p50, xerr=err, color="C2", capsize=3)
+        ax.set_xlabel("median latency (ms), 95 % interval; measured on this machine")
+        figures.append(("Median latency of one inference at each thread count, measured side by side.", fig))
+    for _, fig in figures:
+        problems = plotting.axis_problems(fig)
+        if problems:
+            raise RuntimeError("an inspection figure lacks axis labels: " + "; ".join(problems))
+    return figures
+
+
+def to_html(report: Inspection) -> str:
+    """The report as one self-contained HTML page: tables, the figures as inline PNG, no
+    external script, style, font or image (it opens offline)."""
+    import base64  # noqa: PLC0415
+    import html  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    def table(md_lines):
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md_lines]
+        head, body = rows[0], [r for r in rows[2:]]
+        out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+        out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body]
+        return "\n".join(out + ["</table>"])
+
+    parts, block = [], []
+    for line in to_markdown(report).splitlines():
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            parts.append(table(block))
+            block = []
+        if line.startswith("# "):
+            parts.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("- "):
+            parts.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.strip():
+            parts.append(f"<p>{html.escape(line)}</p>")
+    if block:
+        parts.append(table(block))
+    for number, (caption, fig) in enumerate(_figures(report), start=1):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        parts.append(f'<figure><img alt="figure {number}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>Figure {number}. {html.escape(caption)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em}"
+             "td{text-align:right}td:first-child{text-align:left}img{max-width:100%}")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(report.model)}</title><style>{style}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
