@@ -9,7 +9,8 @@ One call, :func:`inspect_model`, reads a model and measures it the way the chapt
   partitions and the operators left on LiteRT's built-in kernels
   (:func:`mobileopt_ref.litert.delegated_ops`);
 - **memory**: the activation arena as planned (greedy by size, and the lower bound) and as
-  LiteRT really lays it out (:mod:`mobileopt_ref.memory`);
+  LiteRT really lays it out (:mod:`mobileopt_ref.memory`), and the resident memory of a
+  fresh process that loads and runs the model (:func:`mobileopt_ref.memory.measure_rss`);
 - **speed**: the median and p99 latency with 95 % intervals at one thread and at ``threads``,
   measured side by side (:func:`mobileopt_ref.compute.compare_latency`), and the
   thread speed-up judged by its interval;
@@ -334,6 +335,12 @@ def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs
     if measure:
         step("speed")
         sections["speed"] = _speed_section(content, threads, num_runs, rounds)
+        try:  # a fresh process: LiteRT and numpy only, the file mapped as an app maps it
+            rss = memory.measure_rss(content, num_threads=threads)
+            sections["process_memory"] = {"steady_rss_bytes": rss["steady"], "start_rss_bytes": rss["start"],
+                                          "model_rss_bytes": rss["steady"] - rss["start"]}
+        except ValueError as err:
+            skipped["process_memory"] = str(err)
     else:
         skipped["speed"] = "not measured (measure=False)"
     is_float = not any(t.quantized or t.dtype_name in ("float16", "INT4", "INT2") for t in graph.tensors)
@@ -374,6 +381,10 @@ def to_markdown(report: Inspection) -> str:
         lines += ["| activation memory | bytes |", "|---|---:|", f"| lower bound | {_mib(m['lower_bound_bytes'])} |",
                   f"| greedy plan | {_mib(m['greedy_plan_bytes'])} |",
                   f"| LiteRT's arena | {_mib(m['litert_arena_bytes'])} |", ""]
+    if "process_memory" in s:
+        pm = s["process_memory"]
+        lines += [f"A fresh process (LiteRT and numpy only) held {_mib(pm['steady_rss_bytes'])} resident after a few "
+                  f"inferences, {_mib(pm['model_rss_bytes'])} more than before it loaded the model (measured here).", ""]
     if "speed" in s:
         lines += ["| threads | p50 (95 % CI) | p99 |", "|---|---:|---:|"]
         for name, v in s["speed"].items():
