@@ -34,7 +34,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from mobileopt_ref import compute, data, energy, litert, memory, pruning, report, ux
+from mobileopt_ref import compute, data, energy, leaks, litert, memory, pruning, report, ux
 from mobileopt_ref._keras import keras, tf
 from mobileopt_ref._quiet import native_stderr_captured
 
@@ -777,8 +777,16 @@ def check_measure_variants(content, kind, records):
     _check_latency_stats(record.latency, (2, 1))
 
 
+def check_leak_probe(content, kind, result):
+    assert result.step == "invoke" and result.cycles == 10 and len(result.rss) == len(result.python) == 11
+    assert all(r > 0 for r in result.rss) and result.verdict in leaks.VERDICTS
+    assert result.rss_slope.low <= result.rss_slope.estimate <= result.rss_slope.high
+
+
 MEASURES = {
     # name: (call(content, inputs), check(content, kind, result)), as in FUNCTIONS
+    "leak_probe": (lambda c, i: leaks.leak_probe("invoke", cycles=10, warmup=1, model=c, num_threads=1),
+                   check_leak_probe),
     "measure_variants": (lambda c, i: report.measure_variants(
         {"model": c}, data.Split(_inputs_for(c).images, _labels_for(c)), num_runs=3, warmup=1, rounds=2,
         num_threads=1), check_measure_variants),
@@ -848,7 +856,7 @@ REFUSALS = {
        for kind in ("prefill_only", "decode_only") for function in ("tflite_macs", "inference_energy", "profile_ops")},
     # A fresh process that loads the file sets one input (the other would stay unset).
     **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "decode_only")
-       for function in ("measure_rss", "measure_cold_start")},
+       for function in ("measure_rss", "measure_cold_start", "leak_probe")},
 }
 
 

@@ -436,7 +436,7 @@ def _make_step(step, model, kernels, num_threads):
 
         if kernels not in litert.KERNELS:
             raise ValueError(f"kernels must be one of {sorted(litert.KERNELS)}, got {kernels!r}")
-        content = litert.read_tflite(model)
+        content = litert.check_one_graph(model, f"leak_probe({step!r})")
         # Loaded here first, so that a model LiteRT refuses, a bad thread count or a second input
         # the step would leave unset is a ValueError before any process starts.
         interpreter = litert.make_interpreter(content, num_threads=num_threads, kernels="builtin")
