@@ -783,8 +783,13 @@ def check_leak_probe(content, kind, result):
     assert result.rss_slope.low <= result.rss_slope.estimate <= result.rss_slope.high
 
 
+def check_litert_benchmark(content, kind, result):
+    assert result["num_runs"] == 3 and result["median_ms"] >= 0 and result["min_ms"] <= result["median_ms"] <= result["max_ms"]
+
+
 MEASURES = {
     # name: (call(content, inputs), check(content, kind, result)), as in FUNCTIONS
+    "litert_benchmark": (lambda c, i: compute.litert_benchmark(c, num_runs=3, warmup=1), check_litert_benchmark),
     "leak_probe": (lambda c, i: leaks.leak_probe("invoke", cycles=10, warmup=1, model=c, num_threads=1),
                    check_leak_probe),
     "measure_variants": (lambda c, i: report.measure_variants(

@@ -35,7 +35,8 @@ def test_on_the_books_student_the_figures_are_the_chapters(student_tflite):
     assert s["file"]["size_bytes"] == len(student_tflite) and s["file"]["parameters"] > 0
     assert s["operators"]["ops_off_xnnpack"] == {} and s["operators"]["xnnpack_partitions"] == 1
     # Timed figures: structure only (CONTRIBUTING.md).
-    assert set(s["speed"]) == {"1 thread", "2 threads", "thread_speedup"}
+    assert set(s["speed"]) == {"1 thread", "2 threads", "thread_speedup", "litert_benchmark"}
+    assert s["speed"]["litert_benchmark"]["median_ms"] > 0 and s["speed"]["litert_benchmark"]["threads"] == 2
     assert s["process_memory"]["steady_rss_bytes"] > s["process_memory"]["start_rss_bytes"] > 0
     q = s["quantization"]
     assert q["inputs"] == "32 random inputs" and set(q["variants"]) == {"float32 (as given)", *inspection.QUANTIZER_RECIPES}

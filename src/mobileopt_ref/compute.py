@@ -255,6 +255,52 @@ def measure_latency(
     )["model"]
 
 
+def litert_benchmark(model, *, num_threads: int = 1, num_runs: int = 50, warmup: int = 5) -> dict:
+    """Times a model with LiteRT's own benchmark tool, as a cross-check of this library's harness.
+
+    Runs ``ai_edge_litert.tools.benchmark_litert_model`` (shipped in the ``ai-edge-litert``
+    wheel, built on LiteRT's newer ``CompiledModel`` API) in a fresh process on the CPU
+    accelerator, and reads the JSON it writes. Its times are rounded to 0.01 ms, and it
+    runs its invokes back to back in one block after its own warm-up: compare its median
+    with :func:`measure_latency`'s p50 as two measurements, not as one truth.
+
+    Args:
+        model: ``.tflite`` bytes or path with one subgraph.
+        num_threads: CPU threads (positive).
+        num_runs, warmup: timed and untimed runs (positive, non-negative).
+
+    Returns:
+        The tool's ``latency`` record: ``median_ms``, ``p5_ms``, ``p95_ms``, ``avg_ms``,
+        ``min_ms``, ``max_ms``, ``std_ms``, ``init_ms``, ``num_runs``, plus
+        ``fully_accelerated``.
+
+    Raises:
+        ValueError: for an invalid model or counts (before the process starts).
+        RuntimeError: if the tool fails (with the end of its output).
+    """
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    content = litert.check_one_graph(model, "litert_benchmark")
+    _check_runs(num_runs, warmup)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+    with tempfile.TemporaryDirectory() as folder:
+        path, out = Path(folder) / "model.tflite", Path(folder) / "result.json"
+        path.write_bytes(content)
+        done = subprocess.run(
+            [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", f"--model={path}",
+             f"--num_threads={num_threads}", f"--num_runs={num_runs}", f"--warmup_runs={warmup}",
+             f"--result_json={out}"], capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"LiteRT's benchmark tool failed ({done.returncode}): {(done.stderr or done.stdout)[-1500:]}")
+        result = json.loads(out.read_text())
+    return {**result["latency"], "fully_accelerated": result.get("fully_accelerated")}
+
+
 def compare_latency(
     models: dict,
     *,

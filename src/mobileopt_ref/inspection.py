@@ -148,6 +148,13 @@ def _speed_section(content: bytes, threads: int, num_runs: int, rounds: int) -> 
     runs = compute.compare_latency({name: content for name in settings}, num_runs=num_runs, warmup=max(5, num_runs // 20),
                                    rounds=rounds, num_threads=settings)
     section = {name: _latency_summary(runs[name]) for name in settings}
+    # Cross-check: LiteRT's own benchmark tool (CompiledModel API) at the same thread count.
+    tool = compute.litert_benchmark(content, num_threads=threads, num_runs=max(50, num_runs // 2))
+    ours = runs[list(settings)[-1]]
+    section["litert_benchmark"] = {
+        "median_ms": tool["median_ms"], "p95_ms": tool["p95_ms"], "threads": threads,
+        "inside_our_interval": bool(ours.ci95_ms[0] - 0.005 <= tool["median_ms"] <= ours.ci95_ms[1] + 0.005),
+    }
     if threads > 1:
         ratio = stats.latency_ratio(runs["1 thread"], runs[f"{threads} threads"])
         section["thread_speedup"] = {"text": ratio.text(), "verdict": ratio.speed_word,
@@ -388,10 +395,14 @@ def to_markdown(report: Inspection) -> str:
     if "speed" in s:
         lines += ["| threads | p50 (95 % CI) | p99 |", "|---|---:|---:|"]
         for name, v in s["speed"].items():
-            if name != "thread_speedup":
+            if name not in ("thread_speedup", "litert_benchmark"):
                 lines.append(f"| {name} | {v['p50_ms']:.3f} ms ({v['ci95_ms'][0]:.3f}-{v['ci95_ms'][1]:.3f}) | "
                              f"{v['p99_ms']:.3f} ms |")
-        lines.append("")
+        b = s["speed"]["litert_benchmark"]
+        lines += ["", f"LiteRT's own benchmark tool (CompiledModel API, {b['threads']} threads, times rounded to "
+                      f"0.01 ms): median {b['median_ms']:.2f} ms, p95 {b['p95_ms']:.2f} ms; "
+                      f"{'inside' if b['inside_our_interval'] else 'outside'} the 95 % interval of this harness's "
+                      f"median at the same thread count (two measurements, not one truth).", ""]
     if "energy" in s:
         lines += [f"Modelled energy per inference: {s['energy']['modelled_mj']:.3f} mJ ({s['energy']['assumptions']}).", ""]
     if "quantization" in s:
@@ -450,7 +461,7 @@ def _figures(report: Inspection) -> list:
         ax.set_xlabel("activation memory (KiB)")
         figures.append(("Activation memory: the lower bound, the book's greedy plan and LiteRT's real arena.", fig))
     if "speed" in s:
-        runs = {k: v for k, v in s["speed"].items() if k != "thread_speedup"}
+        runs = {k: v for k, v in s["speed"].items() if k not in ("thread_speedup", "litert_benchmark")}
         fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(runs) + 1.2))
         names = list(runs)
         p50 = [runs[n]["p50_ms"] for n in names]
