@@ -79,3 +79,20 @@ def test_successful_execution_stores_outputs_and_fingerprint(tmp_path):
     done = nbformat.read(path, as_version=4)
     assert done.cells[0].outputs[0]["text"] == "42\n"
     assert execution.stored_fingerprint(done) == execution.code_fingerprint(done)
+
+
+def test_execution_records_its_time_and_machine(tmp_path):
+    from mobileopt_ref import env
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(0.2)")]
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "timed.ipynb"
+    nbformat.write(nb, path)
+    assert execution.recorded_time(path) is None
+    seconds = execution.execute_notebook(path)
+    recorded = execution.recorded_time(path)
+    assert recorded["cpu"] == env.cpu_model() and recorded["cores"] >= 1
+    assert 0.2 <= recorded["seconds"] <= seconds + 0.1
+    with pytest.raises(FileNotFoundError):
+        execution.recorded_time(tmp_path / "absent.ipynb")

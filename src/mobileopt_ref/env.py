@@ -66,6 +66,11 @@ class MachineCard:
         return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it (``/proc/cpuinfo``, else the ``platform`` module)."""
+    return _cpu_name()
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
