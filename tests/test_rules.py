@@ -129,3 +129,34 @@ def test_the_typed_figure_guard_catches_planted_cases():
     assert figures == ["5.2 ms", "1.9x", "3.6 MB", "12 %"], figures
     # An allowance covers exactly its page and figure.
     assert [f.figure for f in typed_numbers.scan_text("02_pruning", "Prune to 75 % and 12 %.")] == ["12 %"]
+
+
+# --- figures: caption, label, axes with units (tests/figure_rules.py) ---------------------
+
+import figure_rules  # noqa: E402
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_a_label_and_checked_axes(path):
+    findings = figure_rules.scan_notebook(path)
+    assert not findings, f"{path.name}:\n" + "\n".join(map(str, findings))
+
+
+def test_figure_labels_are_unique_across_the_book():
+    names = figure_rules.figure_names(NOTEBOOKS)
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
+def test_the_figure_guard_catches_planted_cases():
+    png = {"output_type": "display_data", "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}, "metadata": {}}
+    good_meta = {"mystnb": {"figure": {"caption": "Latency per variant.", "name": "fig-latency"}}}
+    cells = [
+        {"cell_type": "code", "source": "plotting.show(fig)", "outputs": [png], "metadata": good_meta},   # fine
+        {"cell_type": "code", "source": "plt.plot(x)\nplt.show()", "outputs": [png], "metadata": {}},     # 3 findings
+        {"cell_type": "code", "source": "plotting.show(a)\nplotting.show(b)", "outputs": [png, png],
+         "metadata": good_meta},                                                                         # 2 images
+        {"cell_type": "code", "source": "x = 1", "outputs": [], "metadata": {}},                          # fine
+        {"cell_type": "markdown", "source": "plt.show()"},                                               # prose: fine
+    ]
+    found = [(f.cell, f.what.split(" ")[0]) for f in figure_rules.scan_cells(cells)]
+    assert found == [(1, "plt.show()"), (1, "an"), (1, "a"), (1, "a"), (2, "2")], found

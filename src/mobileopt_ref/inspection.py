@@ -162,8 +162,19 @@ def _speed_section(content: bytes, threads: int, num_runs: int, rounds: int) -> 
     return section
 
 
-def _random_inputs(detail: dict, n: int, seed: int) -> np.ndarray:
-    """``n`` inputs for one input tensor: pixels for an image input, else uniform values."""
+def random_inputs(detail: dict, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` random inputs for one input tensor, as :func:`inspect_model` uses without given inputs.
+
+    Args:
+        detail: the tensor's entry of ``Interpreter.get_input_details()``.
+        n: how many (the batch dimension of the result).
+        seed: seed of the generator.
+
+    Returns:
+        ``(n, *shape[1:])``: uint8 pixels 0-255 for an image input (rank 4, 1 or 3 channels),
+        uniform floats in [-1, 1] for another float input, 0 for integer ids (unquantized),
+        uniform integers of the type for a quantized integer input.
+    """
     rng = np.random.default_rng(seed)
     shape, dtype = (n, *detail["shape"][1:]), np.dtype(detail["dtype"])
     if len(shape) == 4 and shape[-1] in (1, 3):
@@ -311,7 +322,7 @@ def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs
     interpreter = litert.make_interpreter(content, kernels="builtin")
     details = interpreter.get_input_details()
     if inputs is None:
-        x = _random_inputs(details[0], 32, seed=0) if len(details) == 1 else None
+        x = random_inputs(details[0], 32, seed=0) if len(details) == 1 else None
         source = "32 random inputs"
     else:
         if len(details) != 1:
