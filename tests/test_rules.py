@@ -119,7 +119,7 @@ def test_the_typed_figure_guard_catches_planted_cases():
     planted = (
         "The float model took 5.2 ms on this CPU.\n\n"                              # typed: reported
         "It took {glue:text}`p50:.1f` ms, int8 ran 1.9x faster.\n\n"                # 1.9x reported
-        "Sandler et al. 2018 report 300 M MACs.\n\n"                               # sourced: fine
+        "Sandler et al. {cite:p}`sandler2018mobilenetv2` report 300 M MACs.\n\n"  # cited: fine
         "The phone draws 4 W (assumed).\n\n"                                       # assumed: fine
         "Math is not prose: $t = 5.2$ ms is left to the glue in `x = 3 ms`.\n\n"   # 'ms' alone: fine
         "| variant | size |\n|---|---|\n| int8 | 3.6 MB |\n"                        # a table cell: reported
@@ -127,6 +127,12 @@ def test_the_typed_figure_guard_catches_planted_cases():
     )
     figures = [f.figure for f in typed_numbers.scan_text("planted", planted)]
     assert figures == ["5.2 ms", "1.9x", "3.6 MB", "12 %"], figures
+    # A published figure needs a citation of the bibliography in its sentence; the source
+    # article's figures and assumptions do not.
+    quoted = ("Sandler et al. report 300 M MACs.\n\nThe published table {cite:p}`sandler2018mobilenetv2` "
+              "gives 3.4 M parameters.\n\nThe article's case study promises 10 s to 1 s.\n")
+    found = typed_numbers.scan_text("planted", quoted)
+    assert [(f.figure, f.sentence.startswith("quoted without {cite}")) for f in found] == [("300 M MACs", True)], found
     # An allowance covers exactly its page and figure.
     assert [f.figure for f in typed_numbers.scan_text("02_pruning", "Prune to 75 % and 12 %.")] == ["12 %"]
 
