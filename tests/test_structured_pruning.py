@@ -86,7 +86,7 @@ def test_structured_pruning_refuses_bad_input(mobilenet):
     from mobileopt_ref._keras import keras
 
     for fraction in (-0.1, 1.0):
-        with pytest.raises(ValueError, match="sparsity must be a number in"):
+        with pytest.raises(ValueError, match="fraction must be a number in"):
             pruning.prune_hidden_channels(mobilenet, fraction)
     with pytest.raises(ValueError, match=r"block\(s\) \[0\] cannot be pruned"):
         pruning.prune_hidden_channels(mobilenet, 0.5, blocks=[0])
