@@ -862,6 +862,8 @@ REFUSALS = {
     # A fresh process that loads the file sets one input (the other would stay unset).
     **{(kind, function): _ONE_INPUT for kind in ("two_inputs", "decode_only")
        for function in ("measure_rss", "measure_cold_start", "leak_probe")},
+    # LiteRT's benchmark tool fills inputs with random values: token ids would index past the table.
+    ("decode_only", "litert_benchmark"): r"int32 without quantization \(token ids or indices\)",
 }
 
 
@@ -946,6 +948,8 @@ def test_token_ids_alone_are_timed_with_id_0_or_refused_by_a_fresh_process(corpu
     _forbid_measuring(monkeypatch)
     with pytest.raises(ValueError, match=r"int32 without quantization \(token ids"):
         ux.measure_cold_start(content, repeats=1, warm_runs=2)
+    with pytest.raises(ValueError, match=r"int32 without quantization \(token ids or indices\)"):
+        compute.litert_benchmark(content, num_runs=3, warmup=1)
 
 
 def test_share_in_place_refuses_a_broken_file_with_valid_lifetimes(corpus):

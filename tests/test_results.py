@@ -112,3 +112,13 @@ def test_across_machines_lists_every_machine_that_recorded_the_value(tmp_path):
     assert "CPU One, 1.25" in text and "CPU Two, 0.9" in text
     with pytest.raises(ValueError, match=r"no machine recorded 'other' for '04_computation'; recorded keys: \['speed'\]"):
         results.across_machines("04_computation", "other", folder=tmp_path)
+    assert results.across_machines("05_memory", "speed", folder=tmp_path).startswith("on no CPU recorded in results/ yet")
+
+
+def test_across_machines_reads_the_checkouts_records_when_this_run_records_elsewhere(tmp_path, monkeypatch):
+    # Under the test suite MOBILEOPT_RESULTS_DIR is an empty folder; the committed records still count.
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    committed = results.load_all(results._checkout_results_dir())
+    chapter = next(c for m in committed.values() for c in m["chapters"])
+    key = next(iter(next(m for m in committed.values() if chapter in m["chapters"])["chapters"][chapter]["values"]))
+    assert results.across_machines(chapter, key).startswith("on the")

@@ -275,7 +275,9 @@ def litert_benchmark(model, *, num_threads: int = 1, num_runs: int = 50, warmup:
         ``fully_accelerated``.
 
     Raises:
-        ValueError: for an invalid model or counts (before the process starts).
+        ValueError: for an invalid model or counts, or a model with an integer input
+            without quantization (token ids: the tool's random values would index past the
+            tables), all before the process starts.
         RuntimeError: if the tool fails (with the end of its output).
     """
     import json  # noqa: PLC0415
@@ -286,6 +288,14 @@ def litert_benchmark(model, *, num_threads: int = 1, num_runs: int = 50, warmup:
 
     content = litert.check_one_graph(model, "litert_benchmark")
     _check_runs(num_runs, warmup)
+    for detail in litert.make_interpreter(content, kernels="builtin").get_input_details():
+        if np.issubdtype(np.dtype(detail["dtype"]), np.integer) and detail["quantization"][0] == 0:
+            raise ValueError(
+                f"litert_benchmark cannot time this model: its input {detail['name']!r} is "
+                f"{np.dtype(detail['dtype']).name} without quantization (token ids or indices), and LiteRT's "
+                "benchmark tool fills every input with random values, which would index past their tables; "
+                "time it with measure_latency, which feeds such inputs 0"
+            )
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
     with tempfile.TemporaryDirectory() as folder:

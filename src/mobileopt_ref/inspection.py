@@ -149,12 +149,16 @@ def _speed_section(content: bytes, threads: int, num_runs: int, rounds: int) -> 
                                    rounds=rounds, num_threads=settings)
     section = {name: _latency_summary(runs[name]) for name in settings}
     # Cross-check: LiteRT's own benchmark tool (CompiledModel API) at the same thread count.
-    tool = compute.litert_benchmark(content, num_threads=threads, num_runs=max(50, num_runs // 2))
-    ours = runs[list(settings)[-1]]
-    section["litert_benchmark"] = {
-        "median_ms": tool["median_ms"], "p95_ms": tool["p95_ms"], "threads": threads,
-        "inside_our_interval": bool(ours.ci95_ms[0] - 0.005 <= tool["median_ms"] <= ours.ci95_ms[1] + 0.005),
-    }
+    try:
+        tool = compute.litert_benchmark(content, num_threads=threads, num_runs=max(50, num_runs // 2))
+    except (ValueError, RuntimeError) as err:
+        section["litert_benchmark"] = {"skipped": str(err)}
+    else:
+        ours = runs[list(settings)[-1]]
+        section["litert_benchmark"] = {
+            "median_ms": tool["median_ms"], "p95_ms": tool["p95_ms"], "threads": threads,
+            "inside_our_interval": bool(ours.ci95_ms[0] - 0.005 <= tool["median_ms"] <= ours.ci95_ms[1] + 0.005),
+        }
     if threads > 1:
         ratio = stats.latency_ratio(runs["1 thread"], runs[f"{threads} threads"])
         section["thread_speedup"] = {"text": ratio.text(), "verdict": ratio.speed_word,
@@ -410,7 +414,10 @@ def to_markdown(report: Inspection) -> str:
                 lines.append(f"| {name} | {v['p50_ms']:.3f} ms ({v['ci95_ms'][0]:.3f}-{v['ci95_ms'][1]:.3f}) | "
                              f"{v['p99_ms']:.3f} ms |")
         b = s["speed"]["litert_benchmark"]
-        lines += ["", f"LiteRT's own benchmark tool (CompiledModel API, {b['threads']} threads, times rounded to "
+        if "skipped" in b:
+            lines += ["", f"LiteRT's own benchmark tool was not run: {b['skipped']}", ""]
+        else:
+            lines += ["", f"LiteRT's own benchmark tool (CompiledModel API, {b['threads']} threads, times rounded to "
                       f"0.01 ms): median {b['median_ms']:.2f} ms, p95 {b['p95_ms']:.2f} ms; "
                       f"{'inside' if b['inside_our_interval'] else 'outside'} the 95 % interval of this harness's "
                       f"median at the same thread count (two measurements, not one truth).", ""]

@@ -239,30 +239,50 @@ def table(chapter: str, card=None, *, folder=None) -> str:
     return "\n".join(lines)
 
 
+def _checkout_results_dir() -> Path | None:
+    """The ``results/`` folder of the book's checkout (what ``make execute`` committed), if any."""
+    from mobileopt_ref import models  # noqa: PLC0415 - models loads TensorFlow
+
+    root = models.checkout_root()
+    return root / "results" if root is not None else None
+
+
 def across_machines(chapter: str, key: str, *, folder=None) -> str:
     """One recorded value of a chapter on every machine that recorded it, as a phrase.
 
     For prose that compares CPUs without typing their figures: ``"on the 2 CPUs recorded in
     results/: AMD EPYC, 0.96x (95 % CI 0.91-0.99), slower; Intel Xeon, 1.49x (...)"``.
+    Without ``folder``, the records are those of the book's checkout (``results/``, as
+    committed) together with those of :func:`default_results_dir` (where this run records,
+    which may be elsewhere, as under the test suite); a machine recorded in both is taken
+    from the latter.
 
     Args:
         chapter: the notebook's name (``"04_computation"``).
         key: the value's key in that chapter's record.
-        folder: the results folder (default :func:`default_results_dir`).
+        folder: read only this results folder.
 
     Returns:
-        The phrase, machines in slug order; "on the one CPU recorded ..." for one machine.
+        The phrase, machines in slug order; "on the one CPU recorded ..." for one machine,
+        and a phrase saying so when no machine has recorded the chapter yet.
 
     Raises:
-        ValueError: if no machine recorded ``key`` for ``chapter`` (the message names the keys
-            that were recorded).
+        ValueError: if machines recorded the chapter but none recorded ``key`` (the message
+            names the keys that were recorded).
     """
-    machines = load_all(folder)
+    if folder is not None:
+        machines = load_all(folder)
+    else:
+        checkout = _checkout_results_dir()
+        machines = {**(load_all(checkout) if checkout is not None else {}), **load_all()}
+    recorded = [m for m in machines.values() if chapter in m["chapters"]]
+    if not recorded:
+        return f"on no CPU recorded in results/ yet (execute {chapter} to record one)"
     found = [(m["machine"]["cpu"], m["chapters"][chapter]["values"][key]["text"])
-             for m in machines.values() if key in m["chapters"].get(chapter, {}).get("values", {})]
+             for m in recorded if key in m["chapters"][chapter]["values"]]
     if not found:
-        known = sorted({k for m in machines.values() for k in m["chapters"].get(chapter, {}).get("values", {})})
-        raise ValueError(f"no machine recorded {key!r} for {chapter!r}; recorded keys: {known or 'none'}")
+        known = sorted({k for m in recorded for k in m["chapters"][chapter]["values"]})
+        raise ValueError(f"no machine recorded {key!r} for {chapter!r}; recorded keys: {known}")
     listed = "; ".join(f"{cpu}, {text}" for cpu, text in found)
     count = "the one CPU" if len(found) == 1 else f"the {len(found)} CPUs"
     return f"on {count} recorded in results/: {listed}"
