@@ -6,6 +6,7 @@ Usage::
     mobileopt train [teacher|student ...]               # train (or load) the book's models
     mobileopt retrain-check [name ...]                  # retrain, compare with shipped weights
     mobileopt inspect MODEL.tflite [--inputs X.npy] ... # the book's measurements on any model
+    mobileopt set-repository https://github.com/O/R     # the book's URL: launch buttons, Colab
 """
 
 from __future__ import annotations
@@ -205,6 +206,25 @@ def _inspect(args) -> int:
     return 0
 
 
+def _set_repository(args) -> int:
+    from mobileopt_ref import models, publishing  # noqa: PLC0415
+
+    root = models.checkout_root()
+    if root is None:
+        print("error: run this inside the book's checkout (the folder with _toc.yml and src/mobileopt_ref)",
+              file=sys.stderr)
+        return 2
+    try:
+        changed = publishing.set_repository(root, args.url)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"updated {path.relative_to(root)}")
+    print(f"repository: {publishing.configured_repository(root)} ({len(changed)} files changed; commit them)")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -244,6 +264,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--html", help="also write the report as one self-contained HTML page (figures inline)")
     p.set_defaults(func=_inspect)
+    p = sub.add_parser("set-repository", help="store the book's GitHub URL (launch buttons, Colab set-up cells)")
+    p.add_argument("url", help="https://github.com/OWNER/REPO")
+    p.set_defaults(func=_set_repository)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -29,12 +29,18 @@ def code_fingerprint(nb) -> str:
     """Returns the SHA-256 of the notebook's code cells (sources, in order).
 
     Markdown edits do not change it: prose may be improved without re-running the
-    models, while any change to what produced the outputs does.
+    models, while any change to what produced the outputs does. The one exception is the
+    value of the repository URL in a chapter's set-up cell
+    (:data:`mobileopt_ref.publishing.REPOSITORY_LINE`), which only Colab uses: configuring
+    it does not make the stored outputs stale.
     """
+    from mobileopt_ref.publishing import REPOSITORY_LINE  # noqa: PLC0415
+
     h = hashlib.sha256()
     for cell in nb.cells:
         if cell.cell_type == "code":
-            h.update(cell.source.encode("utf-8"))
+            source = REPOSITORY_LINE.sub(r'BOOK_REPOSITORY = ""\2', cell.source)
+            h.update(source.encode("utf-8"))
             h.update(b"\0")
     return h.hexdigest()
 
