@@ -166,3 +166,34 @@ def test_the_figure_guard_catches_planted_cases():
     ]
     found = [(f.cell, f.what.split(" ")[0]) for f in figure_rules.scan_cells(cells)]
     assert found == [(1, "plt.show()"), (1, "an"), (1, "a"), (1, "a"), (2, "2")], found
+
+
+# --- verdicts against their printed values (tests/verdict_precision.py) -------------------
+
+import verdict_precision  # noqa: E402
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_verdict_contradicts_the_value_it_prints(path):
+    rows = verdict_precision.scan_notebook(path)
+    assert not rows, (f"{path.name}: a status computed from an unrounded value contradicts the printed "
+                      "figure; judge the value at the precision shown:\n" + "\n".join(map(str, rows)))
+
+
+def test_the_verdict_guard_catches_planted_cases():
+    planted = (
+        "| bar | measured | |\n|---|---|---|\n"
+        "| gzip >= 2.5x smaller than dense | 2.50x | **not met** |\n"                       # reported
+        "| gzip >= 2.5x smaller than dense | 2.496x | **not met** |\n"                      # fine
+        "| loses <= 2 points | +0.95 points vs dense, -2.01 vs the control | met |\n"       # reported (points, 2nd)
+        "| loses <= 2 points | -2.45 points vs dense | **not met** |\n"                     # fine
+        "| within 1 point of target | 0.16 points worst | met |\n"                           # fine
+        "| >= 2x faster | 3.00x (95 % CI 1.92-3.28) | met |\n"                             # fine: CI not the value
+        "| >= 2x faster | 1.50x (95 % CI 1.2-1.8) | met |\n"                                # reported
+        "| >= 1.3x faster | 1.23x (95 % CI 0.93-1.34) | undecided |\n"                     # not judged
+        "| beats it by >= 1 point | +0.70 points (p = 0.29) | met |\n"                      # reported
+        "| arena <= naive / 3 | 4.26x smaller | met |\n"                                   # no threshold: not judged
+    )
+    rows = verdict_precision.scan_markdown("planted", planted)
+    assert [r.measured for r in rows] == ["2.50x", "+0.95 points vs dense, -2.01 vs the control",
+                                          "1.50x (95 % CI 1.2-1.8)", "+0.70 points (p = 0.29)"], rows
