@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # The workshop page comes last: it reads the chapters' recorded execution times.
-NOTEBOOKS := book/concepts.ipynb $(sort $(wildcard notebooks/*.ipynb)) book/inspect.ipynb book/workshop.ipynb
+NOTEBOOKS := book/concepts.ipynb $(sort $(wildcard notebooks/*.ipynb)) book/bars.ipynb book/inspect.ipynb book/workshop.ipynb
 
 .PHONY: all setup book execute site test retrain-check clean
 

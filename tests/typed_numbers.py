@@ -164,5 +164,8 @@ ALLOWED = {
     ("07_ux", "16.7 ms"): _BUDGET,
     ("07_ux", "8.3 ms"): _BUDGET,
     ("reproducibility", "95 %"): _CI,
+    ("bars", "75 %"): "a bar quoted as an example (the page introduces the bars; mobileopt_ref.bars holds them)",
+    ("bars", "2.5x"): "a bar quoted as an example (the page introduces the bars; mobileopt_ref.bars holds them)",
+    ("bars", "3x"): "a bar quoted as an example (the page introduces the bars; mobileopt_ref.bars holds them)",
     ("inspect", "95 %"): _CI,
 }
