@@ -68,3 +68,54 @@ def test_retrain_check_names_the_machine_an_entry_was_made_on_when_weights_diffe
     monkeypatch.setattr(cli, "_remake", lambda config, recipe: dict(fresh, weights_sha256="a" * 64))
     assert cli.main(["retrain-check", "student"]) == 0
     assert "made on" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# mobileopt inspect: the terminal report (rich tables), progress, the roofline options
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    from mobileopt_ref import compute  # noqa: PLC0415
+
+    path = tmp_path_factory.mktemp("inspect") / "matmul.tflite"
+    path.write_bytes(compute.matmul_model(8, 16, 16))
+    return path
+
+
+def _recorded_roof(folder, peak, bandwidth, threads=2):
+    """A computation-chapter record of this CPU with the given roofs, in ``folder``."""
+    from mobileopt_ref import env, results  # noqa: PLC0415
+
+    card = env.machine_card(threads=threads)
+    results.record("04_computation", {"peak_gflops": ("roofline peak (GFLOP/s)", peak),
+                                      "bandwidth_gbs": ("roofline bandwidth (GB/s)", bandwidth)}, card, folder=folder)
+
+
+def test_inspect_prints_rich_tables_and_no_progress_off_a_terminal(small_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILEOPT_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    _recorded_roof(tmp_path, 123.0, 4.5)
+    assert cli.main(["inspect", str(small_model), "--runs", "6", "--no-quantize", "--roofline", "recorded"]) == 0
+    captured = capsys.readouterr()
+    # Tables drawn by rich (box characters), not markdown pipes; a heading row per table.
+    assert "┃ operator" in captured.out and "| operator |" not in captured.out
+    assert "FULLY_CONNECTED" in captured.out and "Verdicts:" in captured.out
+    # The recorded roofs, not measured ones: the record written above, ridge = 123 / 4.5.
+    assert "123.0 GFLOP/s" in captured.out and "4.5 GB/s" in captured.out and "27.3 FLOP/byte" in captured.out
+    assert "recorded by the computation chapter" in captured.out
+    assert "Roofline (2 threads)" in captured.out
+    # Standard error is not a terminal here: no progress display at all.
+    assert captured.err == ""
+
+
+def test_inspect_shows_progress_on_a_terminal_and_skips_the_roofline_when_asked(small_model, monkeypatch, capsys):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert cli.main(["inspect", str(small_model), "--runs", "6", "--no-quantize", "--no-roofline"]) == 0
+    captured = capsys.readouterr()
+    assert "roofline: not reported (not asked for (--no-roofline))" in captured.out
+    assert "GFLOP/s" not in captured.out
+    # The progress display (a bar and the step count out of 7 steps) went to standard error.
+    assert "/7" in captured.err and "━" in captured.err

@@ -329,3 +329,61 @@ def test_round_plan_splits_runs_evenly_over_rounds():
         compute.round_plan({"a": None}, {"b": 3}, 0, 1)
     with pytest.raises(ValueError, match="rounds must be an integer"):
         compute.round_plan({"a": None}, 2, 0, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# LiteRT's CompiledModel API beside the Interpreter
+# ---------------------------------------------------------------------------------------
+
+
+def _interpreter_output(model, threads=2, kernels="xnnpack"):
+    interpreter = compute.prepared_interpreter(model, threads, kernels)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.parametrize("kernels", ["xnnpack", "builtin", "reference"])
+def test_the_compiled_model_computes_what_the_interpreter_computes(tiny_tflite, kernels):
+    runner = compute.CompiledModelRunner(tiny_tflite, num_threads=2, kernels=kernels)
+    runner.invoke()
+    out = runner.output()
+    expected = _interpreter_output(tiny_tflite, kernels=kernels)
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert runner.fully_accelerated == (kernels == "xnnpack")
+
+
+def test_the_compiled_model_gets_each_input_by_name():
+    from mobileopt_ref import litert  # noqa: PLC0415
+
+    # a - b: swapping the two inputs would flip the sign of every output.
+    model = litert.function_to_tflite(lambda a, b: a - 2.0 * b, [(6,), (6,)])
+    runner = compute.CompiledModelRunner(model, num_threads=1)
+    runner.invoke()
+    np.testing.assert_allclose(runner.output(), _interpreter_output(model, threads=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="no output 'logits'; the outputs are"):
+        runner.output("logits")
+
+
+def test_compare_latency_times_both_apis_side_by_side(tiny_tflite, monkeypatch):
+    made = []
+    real = compute.CompiledModelRunner
+    monkeypatch.setattr(compute, "CompiledModelRunner", lambda *a: made.append(a) or real(*a))
+    runs = compute.compare_latency({"Interpreter": tiny_tflite, "CompiledModel": tiny_tflite}, num_runs=12, warmup=1,
+                                   rounds=3, api={"Interpreter": "interpreter", "CompiledModel": "compiled_model"},
+                                   num_threads={"Interpreter": 1, "CompiledModel": 2})
+    assert [s.runs for s in runs.values()] == [12, 12] and all(s.round_sizes == (4, 4, 4) for s in runs.values())
+    assert len(made) == 1 and made[0][1:3] == (2, "xnnpack")   # threads and kernels reach the runner
+
+
+def test_a_bad_api_or_runner_setting_is_refused_before_anything_runs(tiny_tflite):
+    with pytest.raises(ValueError, match="api must be one of interpreter, compiled_model, got 'npu'"):
+        compute.compare_latency({"a": tiny_tflite}, api="npu", num_runs=2, rounds=1)
+    with pytest.raises(ValueError, match="api given per model must name exactly the models"):
+        compute.compare_latency({"a": tiny_tflite}, api={"b": "interpreter"}, num_runs=2, rounds=1)
+    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+        compute.CompiledModelRunner(tiny_tflite, num_threads=0)
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        compute.CompiledModelRunner(tiny_tflite, kernels="gpu")
+    with pytest.raises(ValueError, match=r"not a (complete )?\.tflite model"):
+        compute.CompiledModelRunner(b"not a model at all, just some bytes")

@@ -38,6 +38,16 @@ def test_on_the_books_student_the_figures_are_the_chapters(student_tflite):
     assert set(s["speed"]) == {"1 thread", "2 threads", "thread_speedup", "litert_benchmark"}
     assert s["speed"]["litert_benchmark"]["median_ms"] > 0 and s["speed"]["litert_benchmark"]["threads"] == 2
     assert s["process_memory"]["steady_rss_bytes"] > s["process_memory"]["start_rss_bytes"] > 0
+    # Roofline: the intensity is counted (the chapter's function), the rate follows from the p50.
+    r = s["roofline"]
+    assert r["intensity_flops_per_byte"] == compute.arithmetic_intensity(macs)
+    assert r["attained_gflops"] == pytest.approx(2 * macs["total"] / (s["speed"]["2 threads"]["p50_ms"] * 1e-3) / 1e9)
+    assert r["attainable_gflops"] == pytest.approx(min(r["peak_gflops"], r["bandwidth_gbs"] * r["intensity_flops_per_byte"]))
+    assert r["fraction_of_roof"] == pytest.approx(r["attained_gflops"] / r["attainable_gflops"])
+    assert r["bound"] == ("memory" if r["intensity_flops_per_byte"] < r["ridge_flops_per_byte"] else "compute")
+    assert r["float_arithmetic"] and r["source"].startswith("measured now") and r["threads"] == 2
+    assert any(v.startswith("Roofline (2 threads)") for v in report.verdicts)
+    assert "| share of the roof attained |" in inspection.to_markdown(report)
     q = s["quantization"]
     assert q["inputs"] == "32 random inputs" and set(q["variants"]) == {"float32 (as given)", *inspection.QUANTIZER_RECIPES}
     assert all(r["size_bytes"] < len(student_tflite) for n, r in q["variants"].items() if not n.startswith("float32"))
@@ -113,9 +123,49 @@ def test_the_command_reports_writes_json_and_names_each_error(corpus, tmp_path, 
 def test_the_html_page_is_self_contained_and_opens_offline_in_chromium(student_tflite, tmp_path, browser):
     report = inspection.inspect_model(student_tflite, num_runs=20, rounds=4, quantize=False)
     page = inspection.to_html(report)
-    assert page.count("<img") == 3 and "http://" not in page and "https://" not in page
-    assert "<table>" in page and "Figure 3." in page
+    assert page.count("<img") == 4 and "http://" not in page and "https://" not in page
+    assert "<table>" in page and "Figure 4." in page and "roofline" in page
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
     # Every image decodes, no request leaves localhost, no console error, no raw table.
     problems, _ = check_site(browser, tmp_path, pages=["report.html"])
     assert problems == {"report.html": []}, problems
+
+
+def _roof(**changes):
+    r = dict(threads=2, intensity_flops_per_byte=1.0, ridge_flops_per_byte=5.0, attained_gflops=10.0,
+             fraction_of_roof=0.5, bound="memory", float_arithmetic=True)
+    return {**r, **changes}
+
+
+def test_the_roofline_verdict_reads_true_whichever_roof_bounds_the_model():
+    memory_bound = inspection.roofline_verdict(_roof())
+    assert "left of this machine's ridge at 5.0, so memory-bound" in memory_bound and "50 % of its roof." in memory_bound
+    compute_bound = inspection.roofline_verdict(_roof(intensity_flops_per_byte=9.0, bound="compute"))
+    assert "right of this machine's ridge" in compute_bound and "compute-bound" in compute_bound
+    assert "stayed in cache" in inspection.roofline_verdict(_roof(fraction_of_roof=1.3))
+    assert "far below it" in inspection.roofline_verdict(_roof(fraction_of_roof=0.1))
+    integer = inspection.roofline_verdict(_roof(float_arithmetic=False, fraction_of_roof=2.5))
+    assert "does not bound it" in integer and "2.50x the float32 roof" in integer and "memory-bound" not in integer
+
+
+def test_a_recorded_roofline_is_used_only_for_this_cpu_at_the_same_threads(tmp_path):
+    from mobileopt_ref import env, results
+
+    assert inspection.recorded_roofline(2, folder=tmp_path) is None
+    values = {"peak_gflops": ("peak", 100.0), "bandwidth_gbs": ("bandwidth", 20.0)}
+    results.record("04_computation", values, env.machine_card(threads=2), folder=tmp_path)
+    roof = inspection.recorded_roofline(2, folder=tmp_path)
+    assert (roof["peak_gflops"], roof["bandwidth_gbs"]) == (100.0, 20.0) and roof["recorded"]
+    assert inspection.recorded_roofline(1, folder=tmp_path) is None
+
+
+def test_the_int8_model_is_placed_without_a_float32_bound(corpus):
+    report = inspection.inspect_model(corpus["int8_io_int8"], num_runs=6, rounds=2, quantize=False)
+    r = report.sections["roofline"]
+    assert r["float_arithmetic"] is False
+    assert "no float32 roof (integer arithmetic)" in inspection.to_markdown(report)
+
+
+def test_a_bad_roofline_choice_is_refused(corpus):
+    with pytest.raises(ValueError, match="roofline must be one of measure, recorded or None, got 'guess'"):
+        inspection.inspect_model(corpus["float32_keras_24x16"], roofline="guess")

@@ -168,7 +168,28 @@ def _load_array(path: str, what: str):
         raise SystemExit(f"error: {path} is not a {what} file (.npy, or .txt with one integer a line): {err}") from None
 
 
+def _inspect_progress(console):
+    """A ``rich`` progress display of :data:`mobileopt_ref.inspection.STEPS` on ``console``
+    (standard error), shown only when it is a terminal: piped output, notebooks and tests
+    see nothing. Returns ``(progress, callback)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from mobileopt_ref import inspection  # noqa: PLC0415
+
+    steps = list(inspection.STEPS)
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+    task = bar.add_task("starting", total=len(steps))
+
+    def progress(step):
+        bar.update(task, completed=steps.index(step), description=f"{step}: {inspection.STEPS[step]}")
+
+    return bar, progress
+
+
 def _inspect(args) -> int:
+    from rich.console import Console  # noqa: PLC0415
+
     from mobileopt_ref import env, inspection, litert  # noqa: PLC0415
 
     env.setup(threads=args.threads, figures=False)
@@ -176,25 +197,23 @@ def _inspect(args) -> int:
     labels = _load_array(args.labels, "labels") if args.labels else None
     if labels is not None and inputs is None:
         raise SystemExit("error: --labels needs --inputs (the images or inputs the labels belong to)")
-    steps = ["file", "operators", "memory", "energy", "speed", "quantization"]
-
-    def progress(step):
-        print(f"[{steps.index(step) + 1}/{len(steps)}] {step} ...", file=sys.stderr, flush=True)
-
+    errors = Console(stderr=True, highlight=False)
+    bar, progress = _inspect_progress(errors)
     try:
         model = litert.select_signature(args.model, args.signature) if args.signature else args.model
-        report = inspection.inspect_model(model, inputs=inputs, labels=labels, threads=args.threads,
-                                          num_runs=args.runs, rounds=min(10, args.runs),
-                                          measure=not args.no_measure, quantize=not args.no_quantize,
-                                          progress=progress)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:
+        with bar:
+            report = inspection.inspect_model(model, inputs=inputs, labels=labels, threads=args.threads,
+                                              num_runs=args.runs, rounds=min(10, args.runs),
+                                              measure=not args.no_measure, quantize=not args.no_quantize,
+                                              roofline=None if args.no_roofline else args.roofline,
+                                              progress=progress)
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report.model = args.model + (f" (signature {args.signature})" if args.signature else "")
-    print(inspection.to_markdown(report))
+    out = Console(highlight=False)
+    for part in inspection.to_rich(report):
+        out.print(part)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             f.write(inspection.to_json(report) + "\n")
@@ -261,6 +280,11 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=_positive, default=200, help="timed invokes per variant (default 200)")
     p.add_argument("--no-measure", action="store_true", help="skip every timed figure")
     p.add_argument("--no-quantize", action="store_true", help="do not try LiteRT Quantizer recipes")
+    p.add_argument("--roofline", choices=("measure", "recorded"), default="measure",
+                   help="this machine's peak and bandwidth: measure them now (default, a few seconds, under the "
+                        "same load as the latency), or reuse the computation chapter's record for this CPU model "
+                        "at the same thread count (measured now when there is none)")
+    p.add_argument("--no-roofline", action="store_true", help="skip the roofline position")
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--html", help="also write the report as one self-contained HTML page (figures inline)")
     p.set_defaults(func=_inspect)

@@ -194,8 +194,16 @@ def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", 
     """
     interpreter = litert.make_interpreter(litert.check_one_graph(model, "prepared_interpreter"),
                                           num_threads=num_threads, kernels=kernels)
-    rng = np.random.default_rng(seed)
     details = interpreter.get_input_details()
+    for inp, value in zip(details, _random_input_values(details, seed)):
+        interpreter.set_tensor(inp["index"], value)
+    return interpreter
+
+
+def _random_input_values(details: list, seed: int) -> list:
+    """The inputs :func:`prepared_interpreter` sets, one array per entry of ``details``."""
+    rng = np.random.default_rng(seed)
+    values = []
     for inp in details:
         shape, dtype = tuple(inp["shape"]), np.dtype(inp["dtype"])
         if len(details) == 1 and len(shape) == 4 and shape[-1] == 3:
@@ -208,8 +216,126 @@ def prepared_interpreter(model, num_threads: int = 2, kernels: str = "xnnpack", 
         else:
             info = np.iinfo(dtype)
             value = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
-        interpreter.set_tensor(inp["index"], value)
-    return interpreter
+        values.append(value)
+    return values
+
+
+APIS = ("interpreter", "compiled_model")
+"""LiteRT's two Python APIs that :func:`compare_latency` can time a model through:
+the ``Interpreter`` (:func:`prepared_interpreter`) and the newer ``CompiledModel``
+(:class:`CompiledModelRunner`)."""
+
+_CPU_KERNEL_MODES = {"xnnpack": "DELEGATE", "builtin": "BUILTIN", "reference": "REFERENCE"}
+_LITERT_ENVIRONMENT = []
+
+
+def _litert_environment():
+    """One LiteRT ``Environment`` for every :class:`CompiledModelRunner` of this process.
+
+    ``CompiledModel`` otherwise creates one per model, and each creation and destruction
+    logs its accelerator registry to file descriptor 2 (a stderr output in a notebook);
+    this one is created once, quietly, and lives as long as the process.
+    """
+    if not _LITERT_ENVIRONMENT:
+        import os  # noqa: PLC0415
+
+        import ai_edge_litert.compiled_model as cm  # noqa: PLC0415
+        from ai_edge_litert.environment import Environment, EnvironmentOptions  # noqa: PLC0415
+
+        from mobileopt_ref._quiet import native_stderr_captured  # noqa: PLC0415
+
+        with native_stderr_captured():
+            _LITERT_ENVIRONMENT.append(Environment.create(
+                options=EnvironmentOptions(runtime_path=os.path.dirname(os.path.abspath(cm.__file__)))))
+    return _LITERT_ENVIRONMENT[0]
+
+
+class CompiledModelRunner:
+    """A ``.tflite`` loaded through LiteRT's ``CompiledModel`` API, inputs in place.
+
+    ``CompiledModel`` (``ai_edge_litert.compiled_model``, the Python face of LiteRT's C++
+    ``CompiledModel``) compiles the model for a set of hardware accelerators (here the CPU
+    only, whose kernels are XNNPACK's unless ``kernels`` says otherwise) and runs it on
+    ``TensorBuffer`` objects instead of the interpreter's tensors. Its CPU threads are set
+    by ``Options(cpu_options=CpuOptions(num_threads=n))``: without options it uses one
+    thread, and ``CpuOptions()`` alone (``num_threads=0``) lets the runtime choose.
+
+    The inputs are the ones :func:`prepared_interpreter` sets for the same ``seed`` (matched
+    by signature input name), so both APIs compute the same outputs, and
+    :meth:`invoke` runs the model once, as ``Interpreter.invoke`` does: it can stand in for
+    an interpreter in :func:`compare_latency` (``api="compiled_model"``).
+
+    Args:
+        model: ``.tflite`` bytes or path with one signature.
+        num_threads: CPU threads (positive).
+        kernels: ``"xnnpack"`` (default), ``"builtin"`` or ``"reference"``: the CPU kernel mode.
+        seed: seed of the random inputs.
+
+    Raises:
+        ValueError: for content that is not a ``.tflite`` model, several subgraphs, bad
+            threads or kernels, or a model LiteRT cannot compile.
+    """
+
+    def __init__(self, model, num_threads: int = 2, kernels: str = "xnnpack", seed: int = 0):
+        from ai_edge_litert.cpu_kernel_mode import CpuKernelMode  # noqa: PLC0415
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator  # noqa: PLC0415
+        from ai_edge_litert.options import CpuOptions, Options  # noqa: PLC0415
+
+        from mobileopt_ref._quiet import native_stderr_captured  # noqa: PLC0415
+
+        # The interpreter checks the content, threads and kernel set, and gives the inputs'
+        # quantization (CompiledModel's tensor details do not hold it).
+        reference = litert.make_interpreter(litert.check_one_graph(model, "CompiledModelRunner"),
+                                            num_threads=num_threads, kernels=kernels)
+        self.content = litert.read_tflite(model)  # kept alive for as long as the compiled model
+        self.num_threads, self.kernels = num_threads, kernels
+        runner = reference.get_signature_runner() if reference.get_signature_list() else None
+        options = Options(hardware_accelerators=HardwareAccelerator.CPU,
+                          cpu_options=CpuOptions(num_threads=num_threads,
+                                                 kernel_mode=CpuKernelMode[_CPU_KERNEL_MODES[kernels]]))
+        # LiteRT logs its accelerator registry to file descriptor 2 as it compiles the model
+        # and creates the buffers (a stderr output in a notebook): quiet unless it fails.
+        with native_stderr_captured():
+            self._compile(options, reference, runner, seed)
+
+    def _compile(self, options, reference, runner, seed):
+        from ai_edge_litert.compiled_model import CompiledModel  # noqa: PLC0415
+
+        try:
+            self.model = CompiledModel.from_buffer(self.content, environment=_litert_environment(), options=options)
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"LiteRT's CompiledModel could not compile this model: {err}") from err
+        self.signature = next(iter(self.model.get_signature_list()))
+        names = list(self.model.get_input_tensor_details(self.signature))
+        ordered = reference.get_input_details()  # the order prepared_interpreter draws the values in
+        by_index = {d["index"]: v for d, v in zip(ordered, _random_input_values(ordered, seed))}
+        if runner is not None:
+            tensor_of = {name: d["index"] for name, d in runner.get_input_details().items()}
+        else:  # a file without a signature: inputs in the interpreter's order
+            tensor_of = {name: d["index"] for name, d in zip(names, ordered)}
+        self.inputs = {name: self.model.create_input_buffer_by_name(self.signature, name) for name in names}
+        self.outputs = {name: self.model.create_output_buffer_by_name(self.signature, name)
+                        for name in self.model.get_output_tensor_details(self.signature)}
+        for name in names:
+            self.inputs[name].write(by_index[tensor_of[name]])
+
+    def invoke(self) -> None:
+        """Runs the model once on the inputs in place."""
+        self.model.run_by_name(self.signature, self.inputs, self.outputs)
+
+    def output(self, name: str | None = None) -> np.ndarray:
+        """One output after :meth:`invoke`, in its dtype and shape (the first output by default)."""
+        details = self.model.get_output_tensor_details(self.signature)
+        name = name if name is not None else next(iter(details))
+        if name not in details:
+            raise ValueError(f"no output {name!r}; the outputs are {', '.join(details)}")
+        shape, dtype = tuple(details[name]["shape"]), np.dtype(details[name]["dtype"])
+        return self.outputs[name].read(int(np.prod(shape)), dtype).reshape(shape)
+
+    @property
+    def fully_accelerated(self) -> bool:
+        """Whether every operator runs on the accelerators asked for (``CompiledModel.is_fully_accelerated``)."""
+        return self.model.is_fully_accelerated()
 
 
 def _time_invokes(interpreter, n: int) -> list:
@@ -320,6 +446,7 @@ def compare_latency(
     num_threads: int | dict = 2,
     kernels: str | dict = "xnnpack",
     seed: int = 0,
+    api: str | dict = "interpreter",
 ) -> dict:
     """Measures several models side by side, interleaved in rounds.
 
@@ -340,6 +467,9 @@ def compare_latency(
         num_threads: interpreter threads for all, or ``{name: threads}``.
         kernels: one kernel set for all, or ``{name: kernel set}``.
         seed: seed of the random input image.
+        api: one of :data:`APIS` for all, or ``{name: api}``: run each model through
+            LiteRT's ``Interpreter`` or its ``CompiledModel`` (:class:`CompiledModelRunner`);
+            the same model through both, side by side, compares the two APIs.
 
     Returns:
         ``{name: LatencyStats}`` in the order given.
@@ -350,14 +480,21 @@ def compare_latency(
     """
     if not models:
         raise ValueError("compare_latency needs at least one model")
-    for option, value in (("kernels", kernels), ("num_threads", num_threads)):
+    for option, value in (("kernels", kernels), ("num_threads", num_threads), ("api", api)):
         _check_per_model(option, value, models)
     plan = round_plan(models, num_runs, warmup, rounds)
+    for name in models:
+        chosen = api[name] if isinstance(api, dict) else api
+        if chosen not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, got {chosen!r}")
     interpreters = {}
     for name, model in models.items():  # every model checked and loaded before any is invoked
         kernel_set = kernels[name] if isinstance(kernels, dict) else kernels
         threads = num_threads[name] if isinstance(num_threads, dict) else num_threads
-        interpreters[name] = prepared_interpreter(model, threads, kernel_set, seed)
+        if (api[name] if isinstance(api, dict) else api) == "compiled_model":
+            interpreters[name] = CompiledModelRunner(model, threads, kernel_set, seed)
+        else:
+            interpreters[name] = prepared_interpreter(model, threads, kernel_set, seed)
     for interpreter in interpreters.values():
         _time_invokes(interpreter, warmup)
     samples = {name: [] for name in models}

@@ -14,6 +14,9 @@ One call, :func:`inspect_model`, reads a model and measures it the way the chapt
 - **speed**: the median and p99 latency with 95 % intervals at one thread and at ``threads``,
   measured side by side (:func:`mobileopt_ref.compute.compare_latency`), and the
   thread speed-up judged by its interval;
+- **roofline**: this machine's peak rate and memory bandwidth (measured now, or as the
+  computation chapter recorded them for this CPU), the model's arithmetic intensity, the
+  rate it attained at its median latency, and which roof bounds it;
 - **energy**: the modelled energy of one inference (:func:`mobileopt_ref.energy.inference_energy`,
   Horowitz's 45 nm table, everything in DRAM: an upper bound on memory energy);
 - **quantization**, for a float32 model: LiteRT Quantizer recipes applied and each result
@@ -40,6 +43,17 @@ import numpy as np
 
 from mobileopt_ref import compute, energy, litert, memory, stats
 from mobileopt_ref import quantization as qz
+
+STEPS = {
+    "file": "reading the file",
+    "operators": "counting operators and MACs, XNNPACK partitions",
+    "memory": "planning the activation arena",
+    "energy": "modelling energy",
+    "speed": "timing 1 and N threads side by side, LiteRT's benchmark tool, a fresh process's memory",
+    "roofline": "placing the model on this machine's roofline",
+    "quantization": "quantizing with LiteRT Quantizer recipes and timing the results",
+}
+"""The steps :func:`inspect_model` reports to its ``progress`` callback, in order, with what each does."""
 
 QUANTIZER_RECIPES = ("dynamic_wi8_afp32", "weight_only_wi4_afp32")
 """LiteRT Quantizer recipes :func:`inspect_model` tries on a float32 model."""
@@ -166,6 +180,108 @@ def _speed_section(content: bytes, threads: int, num_runs: int, rounds: int) -> 
     return section
 
 
+ROOFLINE_SOURCES = ("measure", "recorded")
+"""How :func:`inspect_model` obtains this machine's roofline: ``"measure"`` it now
+(:func:`mobileopt_ref.compute.measure_roofline`, a few seconds), or reuse the one the
+computation chapter ``recorded`` for this CPU at the same thread count (measuring it now
+when there is none)."""
+
+
+def recorded_roofline(threads: int, *, folder=None) -> dict | None:
+    """This CPU's roofline as the computation chapter recorded it at ``threads`` threads.
+
+    Reads the ``peak_gflops`` and ``bandwidth_gbs`` values of ``04_computation`` in the
+    results record of this CPU model (:mod:`mobileopt_ref.results`: the book's checkout
+    and :func:`mobileopt_ref.results.default_results_dir`, or ``folder``).
+
+    Returns:
+        ``{"peak_gflops", "bandwidth_gbs", "recorded"}`` (the record's UTC time), or
+        ``None`` when no record of this CPU at this thread count holds both.
+    """
+    from mobileopt_ref import env, results  # noqa: PLC0415
+
+    if folder is not None:
+        machines = results.load_all(folder)
+    else:
+        checkout = results._checkout_results_dir()
+        machines = {**(results.load_all(checkout) if checkout is not None else {}), **results.load_all()}
+    entry = machines.get(results.machine_slug(env.cpu_model()), {}).get("chapters", {}).get("04_computation")
+    if not entry or entry.get("threads") != threads:
+        return None
+    values = entry.get("values", {})
+    try:
+        peak, bandwidth = float(values["peak_gflops"]["data"]), float(values["bandwidth_gbs"]["data"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (peak > 0 and bandwidth > 0):
+        return None
+    return {"peak_gflops": peak, "bandwidth_gbs": bandwidth, "recorded": entry.get("recorded", "")}
+
+
+def _float_arithmetic(graph) -> bool:
+    """Whether every multiply-accumulating operator computes in floating point (its input
+    activation and the weights it reads are float: float16 weights are expanded first)."""
+    for op in graph.ops:
+        if op.op in compute.TFLITE_MAC_OPS:
+            for index in op.inputs[:2]:
+                if index >= 0 and not graph.tensors[index].dtype_name.startswith("float"):
+                    return False
+    return True
+
+
+def _roofline_section(graph, ops: dict, speed: dict, threads: int, source: str) -> dict:
+    """Where the model sits on this machine's roofline, at ``threads`` threads."""
+    import time  # noqa: PLC0415
+
+    roof, start = None, time.perf_counter()
+    if source == "recorded":
+        roof = recorded_roofline(threads)
+        if roof is not None:
+            how = (f"recorded by the computation chapter on this CPU model at {threads} threads "
+                   f"({roof['recorded'][:10]}), not measured now")
+    if roof is None:
+        measured = compute.measure_roofline(num_threads=threads)
+        roof = {"peak_gflops": measured["peak_gflops"], "bandwidth_gbs": measured["bandwidth_gbs"]}
+        how = (f"measured now ({time.perf_counter() - start:.1f} s): best median of {len(compute.PEAK_SHAPES)} "
+               f"float32 matrix products and a float32 vector addition much larger than the caches, XNNPACK, "
+               f"{threads} thread{'s' if threads > 1 else ''}")
+    peak, bandwidth = roof["peak_gflops"], roof["bandwidth_gbs"]
+    counts = {"total": ops["macs"], "weight_bytes": ops["weight_bytes"], "activation_bytes": ops["activation_bytes"]}
+    intensity = compute.arithmetic_intensity(counts)
+    run = speed["1 thread" if threads == 1 else f"{threads} threads"]
+    attained = 2.0 * ops["macs"] / (run["p50_ms"] * 1e-3) / 1e9
+    attainable = float(compute.attainable_gflops(intensity, peak, bandwidth))
+    ridge = peak / bandwidth
+    return {
+        "source": how, "threads": threads, "peak_gflops": peak, "bandwidth_gbs": bandwidth,
+        "ridge_flops_per_byte": ridge, "intensity_flops_per_byte": intensity, "attained_gflops": attained,
+        "attainable_gflops": attainable, "fraction_of_roof": attained / attainable,
+        "bound": "memory" if intensity < ridge else "compute", "float_arithmetic": _float_arithmetic(graph),
+    }
+
+
+def roofline_verdict(r: dict) -> str:
+    """One sentence from a roofline section of :func:`inspect_model`: which roof bounds the
+    model, and how much of it the model attained (reads true whichever way it came out)."""
+    side = "left of" if r["bound"] == "memory" else "right of"
+    text = (f"Roofline ({r['threads']} thread{'s' if r['threads'] > 1 else ''}): arithmetic intensity "
+            f"{r['intensity_flops_per_byte']:.1f} FLOP/byte (no-cache count), {side} this machine's ridge at "
+            f"{r['ridge_flops_per_byte']:.1f}")
+    if not r["float_arithmetic"]:
+        return (text + f"; the model multiplies in integers, so the float32 roof does not bound it (its integer roof "
+                f"is not measured): it did {r['attained_gflops']:.1f} G operations/s, "
+                f"{r['fraction_of_roof']:.2f}x the float32 roof at its intensity.")
+    bound = ("memory-bound: fewer bytes moved (smaller weights and maps) should help it more than fewer MACs"
+             if r["bound"] == "memory" else "compute-bound: fewer or faster multiply-accumulates help it most")
+    text += f", so {bound}. It attained {r['attained_gflops']:.1f} GFLOP/s, {100 * r['fraction_of_roof']:.0f} % of its roof"
+    if r["fraction_of_roof"] > 1:
+        return text + " (above it: its data stayed in cache, so it moved fewer bytes than the no-cache count says)."
+    if r["fraction_of_roof"] < 0.25:
+        return text + (" (far below it: per-operator overheads, small maps or kernels that keep the SIMD units "
+                       "idle take the time; a per-operator profile shows where).")
+    return text + "."
+
+
 def random_inputs(detail: dict, n: int, seed: int = 0) -> np.ndarray:
     """``n`` random inputs for one input tensor, as :func:`inspect_model` uses without given inputs.
 
@@ -253,6 +369,8 @@ def _verdicts(sections: dict) -> list:
                        f"{ops['xnnpack_partitions']} XNNPACK partition(s) between them.")
         else:
             out.append(f"XNNPACK takes all {ops['total_ops']} operators in {ops['xnnpack_partitions']} partition(s).")
+    if "roofline" in sections:
+        out.append(roofline_verdict(sections["roofline"]))
     speed = sections.get("speed", {})
     if "thread_speedup" in speed:
         t = speed["thread_speedup"]
@@ -292,7 +410,8 @@ def _labels_for(labels, n: int):
 
 
 def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs: int = 200, rounds: int = 10,
-                  measure: bool = True, quantize: bool = True, progress=None) -> Inspection:
+                  measure: bool = True, quantize: bool = True, roofline: str | None = "measure",
+                  progress=None) -> Inspection:
     """Reads and measures one ``.tflite`` model as the book's chapters do.
 
     Args:
@@ -306,6 +425,9 @@ def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs
         num_runs, rounds: timed invokes per variant and interleaved rounds.
         measure: time the model (``False`` skips every timed figure).
         quantize: try LiteRT Quantizer recipes on a float32 model.
+        roofline: how to get this machine's roofline for the model's position on it, one of
+            :data:`ROOFLINE_SOURCES` (``"measure"``: about 3 s on the book's machine), or
+            ``None`` for no roofline. Needs ``measure`` and a model whose MACs are counted.
         progress: optional callable ``progress(step_name)`` called before each step.
 
     Returns:
@@ -321,6 +443,8 @@ def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if rounds > num_runs:
         raise ValueError(f"rounds must be at most num_runs={num_runs}, got {rounds}")
+    if roofline is not None and roofline not in ROOFLINE_SOURCES:
+        raise ValueError(f"roofline must be one of {', '.join(ROOFLINE_SOURCES)} or None, got {roofline!r}")
     step = progress or (lambda name: None)
     graph = litert.read_graph(content)
     interpreter = litert.make_interpreter(content, kernels="builtin")
@@ -363,8 +487,20 @@ def inspect_model(model, *, inputs=None, labels=None, threads: int = 2, num_runs
                                           "model_rss_bytes": rss["steady"] - rss["start"]}
         except ValueError as err:
             skipped["process_memory"] = str(err)
+        if roofline is None:
+            skipped["roofline"] = "not asked for (--no-roofline)"
+        elif sections["operators"]["macs"] is None:
+            skipped["roofline"] = f"needs the MAC count: {sections['operators']['macs_unavailable']}"
+        elif not sections["operators"]["macs"]:
+            skipped["roofline"] = "the model multiply-accumulates nothing"
+        else:
+            step("roofline")
+            sections["roofline"] = _roofline_section(graph, sections["operators"], sections["speed"],
+                                                     threads, roofline)
     else:
         skipped["speed"] = "not measured (measure=False)"
+        if roofline is not None:
+            skipped["roofline"] = "needs the measured latency (measure=False)"
     is_float = not any(t.quantized or t.dtype_name in ("float16", "INT4", "INT2") for t in graph.tensors)
     if quantize and measure and x is not None and is_float:
         step("quantization")
@@ -421,6 +557,19 @@ def to_markdown(report: Inspection) -> str:
                       f"0.01 ms): median {b['median_ms']:.2f} ms, p95 {b['p95_ms']:.2f} ms; "
                       f"{'inside' if b['inside_our_interval'] else 'outside'} the 95 % interval of this harness's "
                       f"median at the same thread count (two measurements, not one truth).", ""]
+    if "roofline" in s:
+        r = s["roofline"]
+        unit = "GFLOP/s" if r["float_arithmetic"] else "G operations/s"
+        lines += [f"| roofline, {r['threads']} thread{'s' if r['threads'] > 1 else ''} | |", "|---|---:|",
+                  f"| peak (best matrix product) | {r['peak_gflops']:.1f} GFLOP/s |",
+                  f"| memory bandwidth (vector addition) | {r['bandwidth_gbs']:.1f} GB/s |",
+                  f"| ridge point | {r['ridge_flops_per_byte']:.1f} FLOP/byte |",
+                  f"| model's arithmetic intensity (no-cache count) | {r['intensity_flops_per_byte']:.1f} FLOP/byte |",
+                  f"| attained (2 MACs / p50) | {r['attained_gflops']:.1f} {unit} |",
+                  f"| roof at this intensity | {r['attainable_gflops']:.1f} GFLOP/s |",
+                  f"| share of the roof attained | {100 * r['fraction_of_roof']:.0f} % |",
+                  f"| bound by | {r['bound'] if r['float_arithmetic'] else 'no float32 roof (integer arithmetic)'} |",
+                  "", f"Roofline source: {r['source']}.", ""]
     if "energy" in s:
         lines += [f"Modelled energy per inference: {s['energy']['modelled_mj']:.3f} mJ ({s['energy']['assumptions']}).", ""]
     if "quantization" in s:
@@ -453,7 +602,7 @@ def to_json(report: Inspection) -> str:
 
 
 def _figures(report: Inspection) -> list:
-    """``[(caption, figure)]`` for the HTML page: MACs by operator, activation memory, latency."""
+    """``[(caption, figure)]`` for the HTML page: MACs by operator, activation memory, latency, roofline."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -487,11 +636,79 @@ def _figures(report: Inspection) -> list:
         ax.barh(names, p50, xerr=err, color="C2", capsize=3)
         ax.set_xlabel("median latency (ms), 95 % interval; measured on this machine")
         figures.append(("Median latency of one inference at each thread count, measured side by side.", fig))
+    if "roofline" in s:
+        r = s["roofline"]
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        low = min(r["intensity_flops_per_byte"], r["ridge_flops_per_byte"]) / 10
+        high = max(r["intensity_flops_per_byte"], r["ridge_flops_per_byte"]) * 10
+        xs = np.logspace(np.log10(low), np.log10(high), 200)
+        ax.loglog(xs, compute.attainable_gflops(xs, r["peak_gflops"], r["bandwidth_gbs"]), color="black",
+                  label="this machine's roofline (float32)")
+        ax.scatter([r["intensity_flops_per_byte"]], [r["attained_gflops"]], marker="*", s=150, color="C3", zorder=5,
+                   label="this model, p50")
+        ax.set_xlabel("arithmetic intensity (FLOP per byte, no-cache traffic)")
+        ax.set_ylabel("attained rate (GFLOP/s)")
+        ax.legend(loc="lower right", fontsize=8)
+        figures.append(("The model on this machine's roofline: the roof is min(peak, bandwidth x intensity), the "
+                        "star the model's rate at its median latency.", fig))
     for _, fig in figures:
         problems = plotting.axis_problems(fig)
         if problems:
             raise RuntimeError("an inspection figure lacks axis labels: " + "; ".join(problems))
     return figures
+
+
+def _blocks(markdown: str) -> list:
+    """The report's markdown as ``[(kind, content)]``: ``("table", (rows, right_aligned))``,
+    ``("title", text)``, ``("item", text)`` or ``("text", text)`` (what :func:`to_markdown` writes)."""
+    out, block = [], []
+
+    def flush():
+        if block:
+            rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block]
+            right = [cell.endswith(":") for cell in rows[1]] if len(rows) > 1 else []
+            out.append(("table", ([rows[0], *rows[2:]], right)))
+            block.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            block.append(line)
+            continue
+        flush()
+        if line.startswith("# "):
+            out.append(("title", line[2:]))
+        elif line.startswith("- "):
+            out.append(("item", line[2:]))
+        elif line.strip():
+            out.append(("text", line))
+    flush()
+    return out
+
+
+def to_rich(report: Inspection) -> list:
+    """The report for a terminal: ``rich`` renderables (tables, paragraphs, the verdicts),
+    the content of :func:`to_markdown`. Print each with a ``rich.console.Console``."""
+    from rich.padding import Padding  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    out = []
+    for kind, content in _blocks(to_markdown(report)):
+        if kind == "table":
+            rows, right = content
+            table = Table(show_header=any(rows[0]), header_style="bold")
+            for i, head in enumerate(rows[0]):
+                table.add_column(Text(head), justify="right" if i < len(right) and right[i] else "left")
+            for row in rows[1:]:
+                table.add_row(*(Text(cell) for cell in row))
+            out += [table, Text("")]
+        elif kind == "title":
+            out += [Text(content, style="bold underline"), Text("")]
+        elif kind == "item":
+            out.append(Padding(Text("- " + content), (0, 0, 0, 2)))
+        else:
+            out.append(Text(content, style="bold" if content == "Verdicts:" else ""))
+    return out
 
 
 def to_html(report: Inspection) -> str:
@@ -503,29 +720,19 @@ def to_html(report: Inspection) -> str:
 
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    def table(md_lines):
-        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md_lines]
-        head, body = rows[0], [r for r in rows[2:]]
-        out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
-        out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body]
-        return "\n".join(out + ["</table>"])
-
-    parts, block = [], []
-    for line in to_markdown(report).splitlines():
-        if line.startswith("|"):
-            block.append(line)
-            continue
-        if block:
-            parts.append(table(block))
-            block = []
-        if line.startswith("# "):
-            parts.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("- "):
-            parts.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            parts.append(f"<p>{html.escape(line)}</p>")
-    if block:
-        parts.append(table(block))
+    parts = []
+    for kind, content in _blocks(to_markdown(report)):
+        if kind == "table":
+            rows = content[0]
+            table = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"]
+            table += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]]
+            parts.append("\n".join(table + ["</table>"]))
+        elif kind == "title":
+            parts.append(f"<h1>{html.escape(content)}</h1>")
+        elif kind == "item":
+            parts.append(f"<li>{html.escape(content)}</li>")
+        else:
+            parts.append(f"<p>{html.escape(content)}</p>")
     for number, (caption, fig) in enumerate(_figures(report), start=1):
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
