@@ -73,6 +73,16 @@ def test_the_page_covers_every_call_of_the_listing():
     assert "{doc}`../notebooks/01_quantization`" in text and "{doc}`../notebooks/04_computation`" in text
 
 
+def test_the_page_names_the_versions_it_was_checked_against():
+    import importlib.metadata
+
+    text = " ".join(ERRATA.read_text(encoding="utf-8").split())
+    for package in ("tf-keras", "tensorflow-model-optimization", "ai-edge-litert"):
+        major_minor = ".".join(importlib.metadata.version(package).split(".")[:2])
+        assert re.search(rf"{re.escape(package)}( \([^)]*\))? {re.escape(major_minor)}\b", text), (
+            f"book/errata.md does not say it was checked against {package} {major_minor}, the installed version")
+
+
 def test_quantize_model_takes_no_bit_width(lib):
     assert not hasattr(lib.tf.keras.models, "quantize_model")
     qm = lib.tfmot.quantization.keras.quantize_model
