@@ -122,3 +122,39 @@ def test_across_machines_reads_the_checkouts_records_when_this_run_records_elsew
     chapter = next(c for m in committed.values() for c in m["chapters"])
     key = next(iter(next(m for m in committed.values() if chapter in m["chapters"])["chapters"][chapter]["values"]))
     assert results.across_machines(chapter, key).startswith("on the")
+
+
+def test_recorded_prefers_this_machine_and_names_the_machine_it_comes_from(tmp_path):
+    from types import SimpleNamespace
+
+    one = SimpleNamespace(cpu="CPU One", cores=2, threads=2, python="3.11", versions={})
+    two = SimpleNamespace(cpu="CPU Two", cores=2, threads=1, python="3.11", versions={})
+    results.record("02_pruning", {"gzip": ("gzip ratio", 2.5), "speed": ("speed-up", _ratio())}, one, folder=tmp_path)
+    path = results.record("02_pruning", {"gzip": ("gzip ratio", 2.25)}, two, folder=tmp_path)
+    content = json.loads(path.read_text())  # CPU Two's record the later one, whatever the clock said
+    content["chapters"]["02_pruning"]["recorded"] = "2999-01-01T00:00:00Z"
+    path.write_text(json.dumps(content))
+    mine = results.recorded("02_pruning", "gzip", one, folder=tmp_path)
+    assert (mine.cpu, mine.data, mine.this_machine) == ("CPU One", 2.5, True)
+    assert mine.machine().startswith("CPU One, 2 threads, ") and mine.machine().endswith("(this machine)")
+    ratio = results.recorded("02_pruning", "speed", one, folder=tmp_path)
+    assert ratio.data["low"] <= ratio.data["estimate"] <= ratio.data["high"] and ratio.text.endswith("faster")
+    # A machine that did not record the chapter reads the most recent record, and says whose.
+    other = results.recorded("02_pruning", "gzip", SimpleNamespace(cpu="CPU Three"), folder=tmp_path)
+    assert (other.cpu, other.data, other.this_machine) == ("CPU Two", 2.25, False)
+    assert "(this machine)" not in other.machine()
+    with pytest.raises(results.ResultsError, match=r"'CPU Two''s record of '02_pruning' has no value 'speed'|has no value 'speed'"):
+        results.recorded("02_pruning", "speed", two, folder=tmp_path)
+    with pytest.raises(results.ResultsError, match=r"no machine has recorded results for '09_case_study': execute notebooks/09_case_study.ipynb"):
+        results.recorded("09_case_study", "gzip", one, folder=tmp_path)
+
+
+def test_recorded_reads_the_checkouts_records_when_this_run_records_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    committed = results.load_all(results._checkout_results_dir())
+    slug, content = next(iter(committed.items()))
+    chapter, chap = next(iter(content["chapters"].items()))
+    key = next(iter(chap["values"]))
+    value = results.recorded(chapter, key)
+    assert value.text == max((m for m in committed.values() if chapter in m["chapters"]),
+                             key=lambda m: m["chapters"][chapter]["recorded"])["chapters"][chapter]["values"][key]["text"]

@@ -286,3 +286,82 @@ def across_machines(chapter: str, key: str, *, folder=None) -> str:
     listed = "; ".join(f"{cpu}, {text}" for cpu, text in found)
     count = "the one CPU" if len(found) == 1 else f"the {len(found)} CPUs"
     return f"on {count} recorded in results/: {listed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """One value a chapter recorded, with the machine and run it comes from.
+
+    Attributes:
+        chapter: the notebook's name (``"04_computation"``).
+        key: the value's key in that chapter's record.
+        label: what was measured, as the chapter labelled it.
+        text: the recorded text (``"1.93x (95 % CI 1.85-2.01), faster"``).
+        data: the recorded data: a dict for a ratio (``estimate``, ``low``, ``high``,
+            ``verdict``, ...) or a McNemar test (``accuracy_a``, ``accuracy_b``,
+            ``p_value``, ``verdict``, ...), a float for a number, a string for a text.
+        cpu: the CPU model of the machine that recorded it.
+        threads: the thread count of that run.
+        date: the UTC date of that run, ``YYYY-MM-DD``.
+        this_machine: whether that machine is the one of the card passed to :func:`recorded`.
+    """
+
+    chapter: str
+    key: str
+    label: str
+    text: str
+    data: object
+    cpu: str
+    threads: int
+    date: str
+    this_machine: bool
+
+    def machine(self) -> str:
+        """Where the value comes from: ``"AMD EPYC, 2 threads, 2026-11-30 (this machine)"``."""
+        mark = " (this machine)" if self.this_machine else ""
+        return f"{self.cpu}, {self.threads} threads, {self.date}{mark}"
+
+
+def recorded(chapter: str, key: str, card=None, *, folder=None) -> Recorded:
+    """One value a chapter recorded, for a chapter that reads another chapter's results.
+
+    The value is this machine's (``card``) when this machine recorded the chapter (the book
+    executes its chapters in order, so a chapter read later in the same run finds it);
+    otherwise the most recent record of the chapter on any machine, and
+    :attr:`Recorded.this_machine` is false so that the reader can say which machine it
+    comes from. Without ``folder`` the records are those :func:`across_machines` reads (the
+    checkout's ``results/`` together with :func:`default_results_dir`, the latter winning).
+
+    Args:
+        chapter: the notebook's name (``"02_pruning"``).
+        key: the value's key in that chapter's record.
+        card: this run's :class:`mobileopt_ref.env.MachineCard`, or ``None`` to take the
+            most recent record.
+        folder: read only this results folder.
+
+    Returns:
+        The :class:`Recorded` value.
+
+    Raises:
+        ResultsError: if no machine recorded the chapter (execute it first), or the chapter's
+            record has no value ``key`` (the message names the keys it has).
+    """
+    if folder is not None:
+        machines = load_all(folder)
+    else:
+        checkout = _checkout_results_dir()
+        machines = {**(load_all(checkout) if checkout is not None else {}), **load_all()}
+    having = {slug: m for slug, m in machines.items() if chapter in m["chapters"]}
+    if not having:
+        raise ResultsError(f"no machine has recorded results for {chapter!r}: execute notebooks/{chapter}.ipynb "
+                           f"first (the book executes its chapters in order)")
+    here = machine_slug(card.cpu) if card is not None else None
+    slug = here if here in having else max(having, key=lambda s: having[s]["chapters"][chapter]["recorded"])
+    chap = having[slug]["chapters"][chapter]
+    if key not in chap["values"]:
+        raise ResultsError(f"{having[slug]['machine']['cpu']}'s record of {chapter!r} has no value {key!r}; "
+                           f"it has {sorted(chap['values'])}")
+    entry = chap["values"][key]
+    return Recorded(chapter=chapter, key=key, label=entry["label"], text=entry["text"], data=entry["data"],
+                    cpu=having[slug]["machine"]["cpu"], threads=chap["threads"], date=chap["recorded"][:10],
+                    this_machine=slug == here)
