@@ -250,9 +250,23 @@ def _wrap_docstring(source: str, tok, width: int) -> str | None:
     return "\n".join(lines[:start] + out + lines[end + 1:])
 
 
+def _lift_trailing_comments(source: str, width: int) -> str:
+    """Moves each trailing comment of a line over ``width`` to its own lines above it, so
+    that ruff does not wrap the code to make room for the comment."""
+    lines = source.split("\n")
+    comments = [tok for tok in _tokens(source) if tok.type == tokenize.COMMENT]
+    for tok in reversed(comments):
+        row, col = tok.start
+        line = lines[row - 1]
+        if len(line) > width and line[:col].strip():
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[row - 1: row] = _wrap_comment(tok.string, indent, width) + [line[:col].rstrip()]
+    return "\n".join(lines)
+
+
 def format_source(source: str, width: int = WIDTH) -> str:
     """One cell's source formatted to ``width``, with the same meaning (see the module)."""
-    new = ruff_format(source, width)
+    new = ruff_format(_lift_trailing_comments(source, width), width)
     skip: set[str] = set()
     for _ in range(300):
         attempt = _fix_one(new, width, skip)
