@@ -192,9 +192,12 @@ def _fix_one(source: str, width: int, skip: set[str]) -> tuple[str, str] | None:
                 # at the same indentation, each starting with "# " and a word).
                 prose = re.compile(re.escape(indent) + r"# \S")
                 first = last = row - 1
-                while first > 0 and prose.match(lines[first - 1]) and not lines[first - 1].rstrip().endswith(":"):
+                # (A line ending a sentence ends the paragraph: the comment below it may be
+                # another one, such as a trailing comment lifted above its line.)
+                ends = (".", ":", ";")
+                while first > 0 and prose.match(lines[first - 1]) and not lines[first - 1].rstrip().endswith(ends):
                     first -= 1
-                while last + 1 < len(lines) and prose.match(lines[last + 1]):
+                while last + 1 < len(lines) and prose.match(lines[last + 1]) and not lines[last].rstrip().endswith(ends):
                     last += 1
                 if not prose.match(line):
                     first = last = row - 1
