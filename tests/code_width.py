@@ -11,7 +11,7 @@ without changing what their code does::
 
 Each code cell goes through ``ruff format --line-length 88``; then the lines ruff leaves
 long are fixed the way a person would: a long comment is wrapped (a trailing comment moves
-above its line), a long string is split into adjacent literals (Python joins them when it
+above its line, except the markers in :data:`PINNED_COMMENTS`), a long string is split into adjacent literals (Python joins them when it
 parses the code, so the program is the same; parentheses are added where the string is not
 inside brackets), a long docstring line is wrapped. The proof that the meaning did not
 change: each cell's abstract syntax tree (``ast.dump``) is compared before and after, with
@@ -68,6 +68,10 @@ def overlong_lines(path: Path, width: int = WIDTH) -> list[str]:
 # --- the formatter ------------------------------------------------------------------------
 
 _MAGIC = re.compile(r"^\s*[%!]")
+
+#: Trailing comments that mean something where they are (tests/timed_asserts.py reads
+#: ``# untimed:`` on an assert's first line; linters read the others): never moved.
+PINNED_COMMENTS = ("# untimed:", "# noqa", "# type:", "# fmt:", "# pragma")
 
 
 def python_of(source: str) -> str:
@@ -185,6 +189,8 @@ def _fix_one(source: str, width: int, skip: set[str]) -> tuple[str, str] | None:
         for tok in tokens:
             if tok.type == tokenize.COMMENT and tok.start[0] == row:
                 before = line[: tok.start[1]]
+                if before.strip() and tok.string.startswith(PINNED_COMMENTS):
+                    break  # left long, for a person to fix (see PINNED_COMMENTS)
                 if before.strip():
                     lines[row - 1: row] = _wrap_comment(tok.string, indent, width) + [before.rstrip()]
                     return "\n".join(lines), line
@@ -261,8 +267,21 @@ def _lift_trailing_comments(source: str, width: int) -> str:
     for tok in reversed(comments):
         row, col = tok.start
         line = lines[row - 1]
-        if len(line) > width and line[:col].strip():
-            indent = line[: len(line) - len(line.lstrip())]
+        if len(line) <= width or not line[:col].strip():
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        if tok.string.startswith("# untimed:"):
+            # The guard reads it on the assert's first line: `assert (  # untimed: why`.
+            try:
+                stmt = ast.parse(line[:col].strip()).body[0]
+            except SyntaxError:
+                continue
+            if isinstance(stmt, ast.Assert):
+                code = line[:col].strip()
+                test = ast.get_source_segment(code, stmt.test)
+                rest = code[stmt.test.end_col_offset:].rstrip()
+                lines[row - 1] = f"{indent}assert (  {tok.string}\n{indent}    {test}\n{indent}){rest}"
+        elif not tok.string.startswith(PINNED_COMMENTS):
             lines[row - 1: row] = _wrap_comment(tok.string, indent, width) + [line[:col].rstrip()]
     return "\n".join(lines)
 

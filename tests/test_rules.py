@@ -249,6 +249,12 @@ def test_the_formatter_fits_planted_code_without_changing_its_meaning():
     assert max(map(len, formatted.split("\n"))) <= code_width.WIDTH, formatted
     assert code_width.same_meaning(source, formatted), formatted
     assert "# a trailing comment that makes this line far too long" in formatted
+    # An exemption of the timed-assert guard stays on its assert's first line.
+    pinned = ("assert latency_a.p50_ms > 0 and latency_b.p50_ms > 0, (latency_a, latency_b)  "
+              "# untimed: a reason long enough")
+    formatted = code_width.format_source(pinned)
+    assert formatted.split("\n")[0] == "assert (  # untimed: a reason long enough", formatted
+    assert code_width.same_meaning(pinned, formatted) and max(map(len, formatted.split("\n"))) <= code_width.WIDTH
     # The check itself tells a changed program from a reformatted one.
     assert not code_width.same_meaning(source, source.replace("f(7, 8)", "f(7, 9)"))
     assert not code_width.same_meaning("x = 'a' 'b'", "x = 'a' 'c'")
