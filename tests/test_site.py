@@ -32,6 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+import code_width
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Hosts a page may load from: the local server only.
@@ -602,6 +604,24 @@ def test_no_code_cell_scrolls_sideways_on_a_laptop_screen(built_site, browser):
     # site's code font lets that width fit at 1366 px (_static/code-width.css).
     if built_site.returncode != 0:
         pytest.fail("the site did not build (see test_book_builds_with_warnings_as_errors):\n" + built_site.output)
+    # Planted in a real chapter page (the theme's layout and _static/code-width.css): a
+    # cell with a line of exactly the book's width fits, one a little longer is reported.
+    width = code_width.WIDTH
+    fits, long = "fits = '" + "a" * (width - 9) + "'", "long = '" + "b" * (width + 3) + "'"
+    cell = ('<div class="cell docutils container"><div class="cell_input docutils container">'
+            '<div class="highlight-ipython3 notranslate"><div class="highlight"><pre><span></span>{}'
+            "</pre></div></div></div></div>")
+    chapter = (built_site.html / "notebooks" / "02_pruning.html").read_text(encoding="utf-8")
+    at = chapter.index('<div class="cell docutils container">')
+    planted = built_site.html / "notebooks" / "planted-overflow.html"
+    planted.write_text(chapter[:at] + cell.format(fits) + cell.format(long) + chapter[at:], encoding="utf-8")
+    try:
+        messages = overflowing_code(browser, built_site.html, pages=["notebooks/planted-overflow.html"])
+    finally:
+        planted.unlink()
+    messages = messages["notebooks/planted-overflow.html"]
+    assert len(fits) == width and any(f"longest line {len(long)} characters: long = " in m for m in messages), messages
+    assert not any("fits = " in m for m in messages), messages
     found = overflowing_code(browser, built_site.html)
     assert len(found) >= 12, sorted(found)
     bad = {page: messages for page, messages in found.items() if messages}
