@@ -1,5 +1,6 @@
 """The book's rule, checked: no notebook asserts a timed quantity (tests/timed_asserts.py)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,64 @@ def test_the_verdict_guard_catches_planted_cases():
     rows = verdict_precision.scan_markdown("planted", planted)
     assert [r.measured for r in rows] == ["2.50x", "+0.95 points vs dense, -2.01 vs the control",
                                           "1.50x (95 % CI 1.2-1.8)", "+0.70 points (p = 0.29)"], rows
+
+
+# --- code lines fit the page (tests/code_width.py) -----------------------------------------
+
+import code_width  # noqa: E402
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_line_fits_the_books_width(path):
+    long = code_width.overlong_lines(path)
+    assert not long, (
+        f"{path.name}: {len(long)} code line(s) over the book's {code_width.WIDTH} characters, which a "
+        "code cell on a 1366 px screen cuts off; format the notebook with `python tests/code_width.py "
+        f"{path.relative_to(ROOT).as_posix()}` (ruff format, then long comments and strings split; "
+        "it proves the code's AST unchanged) and fix by hand any line it lists:\n" + "\n".join(long))
+
+
+def _planted_notebook(path, sources):
+    cells = [{"cell_type": "code", "source": s, "metadata": {}, "outputs": [], "execution_count": None}
+             for s in sources]
+    cells.insert(1, {"cell_type": "markdown", "source": "prose " * 40, "metadata": {}})  # prose: any width
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_the_width_guard_catches_planted_long_lines(tmp_path):
+    fits = "x = 1  # " + "a" * (code_width.WIDTH - 9)                 # exactly the width: fine
+    over = "y = 2  # " + "b" * (code_width.WIDTH - 8)                 # one character over
+    planted = tmp_path / "planted.ipynb"
+    _planted_notebook(planted, [fits, "z = 3\n" + over, ["w = 4\n", "    " + "c" * code_width.WIDTH]])
+    found = code_width.overlong_lines(planted)
+    assert [f.split(" (")[0] for f in found] == ["planted.ipynb cell 3 line 2", "planted.ipynb cell 4 line 2"], found
+    assert f"({code_width.WIDTH + 1} chars)" in found[0] and f"({code_width.WIDTH + 4} chars)" in found[1]
+
+
+def test_the_formatter_fits_planted_code_without_changing_its_meaning():
+    # A cell as the chapters had them: a long call, a long trailing comment, a long
+    # f-string outside brackets, a long docstring, a long comment paragraph.
+    source = (
+        "def f(a, b):\n"
+        '    """A docstring that goes on and on, well past the width of the book\'s code cells, so it wraps."""\n'
+        "    return a + b\n"
+        "# A comment that goes on and on, well past the width of the book's code cells, so it must be wrapped too.\n"
+        "value = f(1, 2) + f(3, 4) + f(5, 6) + f(7, 8)  # a trailing comment that makes this line far too long\n"
+        "text = f\"{value} is the sum of eight small numbers, printed in a sentence that is too long {value:>6}\"\n"
+        "print(dict(alpha=value, beta=value * 2, gamma=value * 3, delta=value * 4, epsilon=value * 5, zeta=6))"
+    )
+    assert max(map(len, source.split("\n"))) > code_width.WIDTH
+    formatted = code_width.format_source(source)
+    assert max(map(len, formatted.split("\n"))) <= code_width.WIDTH, formatted
+    assert code_width.same_meaning(source, formatted), formatted
+    assert "# a trailing comment that makes this line far too long" in formatted
+    # An exemption of the timed-assert guard stays on its assert's first line.
+    pinned = ("assert latency_a.p50_ms > 0 and latency_b.p50_ms > 0, (latency_a, latency_b)  "
+              "# untimed: a reason long enough")
+    formatted = code_width.format_source(pinned)
+    assert formatted.split("\n")[0] == "assert (  # untimed: a reason long enough", formatted
+    assert code_width.same_meaning(pinned, formatted) and max(map(len, formatted.split("\n"))) <= code_width.WIDTH
+    # The check itself tells a changed program from a reformatted one.
+    assert not code_width.same_meaning(source, source.replace("f(7, 8)", "f(7, 9)"))
+    assert not code_width.same_meaning("x = 'a' 'b'", "x = 'a' 'c'")
+    assert code_width.same_meaning("x = 'a' 'b'", "x = (\n    'ab'\n)")

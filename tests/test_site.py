@@ -32,6 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+import code_width
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Hosts a page may load from: the local server only.
@@ -341,6 +343,58 @@ def check_site(browser, html_dir: Path, pages=None, screenshot_dir: Path | None 
     return problems, math
 
 
+#: The laptop screen the book's code width is made for (_static/code-width.css).
+LAPTOP_VIEWPORT = {"width": 1366, "height": 768}
+
+# Every code cell's input shown on the page whose text is wider than its box: the reader
+# would have to scroll it sideways. Cells hidden (hide-input: inside a closed <details>)
+# are not shown.
+_OVERFLOWING_CODE = """
+() => Array.from(document.querySelectorAll(".cell_input pre"))
+  .filter(pre => pre.checkVisibility() && pre.scrollWidth > pre.clientWidth + 1)
+  .map(pre => {
+    const longest = pre.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+    return `code cell scrolls sideways (${pre.scrollWidth} px of text in a ${pre.clientWidth} px box, `
+         + `longest line ${longest.length} characters: ${longest.trim().slice(0, 60)})`;
+  })
+"""
+
+
+def overflowing_code(browser, html_dir: Path, pages=None, viewport=None) -> dict[str, list[str]]:
+    """The code cells that do not fit their box, page by page, at a laptop's screen size.
+
+    Each page is loaded from localhost in a window of ``viewport`` (1366 x 768 px by
+    default, :data:`LAPTOP_VIEWPORT`); every code cell input shown (``.cell_input pre``
+    for which ``checkVisibility()`` is true) whose ``scrollWidth`` exceeds its ``clientWidth`` is reported.
+    Outputs (tables, printed text) may be wider and are not checked.
+
+    Args:
+        browser: A Playwright ``Browser``.
+        html_dir: The built site's ``_build/html`` folder.
+        pages: Paths relative to ``html_dir``; every page (:func:`site_pages`) when None.
+        viewport: ``{"width": px, "height": px}``; :data:`LAPTOP_VIEWPORT` when None.
+
+    Returns:
+        ``{page: [message, ...]}`` for every page loaded, each message giving the box's
+        and the text's widths and the longest line; an empty list where all fit.
+    """
+    pages = site_pages(html_dir) if pages is None else list(pages)
+    found: dict[str, list[str]] = {}
+    with serve(html_dir) as base:
+        context = browser.new_context(viewport=viewport or LAPTOP_VIEWPORT, service_workers="block")
+        context.route("**/*", lambda route: route.abort("blockedbyclient")
+                      if urlsplit(route.request.url).hostname not in LOCAL_HOSTS else route.continue_())
+        page = context.new_page()
+        try:
+            for name in pages:
+                page.goto(base + name, wait_until="load")
+                page.wait_for_function("document.fonts.status === 'loaded'")
+                found[name] = page.evaluate(_OVERFLOWING_CODE)
+        finally:
+            context.close()
+    return found
+
+
 def _screenshots(page, directory: Path, name: str):
     """Saves the top of the page, its first displayed formula and a table from its outputs.
 
@@ -525,3 +579,51 @@ def test_chapters_opened_from_disk_render(built_site, browser):
             assert errors == [], (name, errors)
     finally:
         page.close()
+
+
+def test_overflow_check_catches_a_planted_long_line(browser, tmp_path):
+    # A code cell in a box of 400 px: a long line overflows it, a short one does not; a
+    # long line in a hidden cell or in an output is not the reader's problem here.
+    cell = '<div class="cell_input"><div class="highlight"><pre style="width: 400px">{}</pre></div></div>'
+    long_line = "result = " + " + ".join(f"value_{i}" for i in range(20))
+    pages = {
+        "fits.html": cell.format("x = 1\ny = 2"),
+        "long.html": cell.format("x = 1\n" + long_line),
+        "hidden.html": f'<details class="hide above-input"><summary>show</summary>{cell.format(long_line)}</details>',
+        "output.html": f'<div class="cell_output"><pre style="width: 400px">{long_line}</pre></div>',
+    }
+    for name, body in pages.items():
+        (tmp_path / name).write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
+    found = overflowing_code(browser, tmp_path, pages=list(pages))
+    assert found["fits.html"] == found["hidden.html"] == found["output.html"] == [], found
+    assert len(found["long.html"]) == 1 and f"longest line {len(long_line)} characters" in found["long.html"][0], found
+
+
+def test_no_code_cell_scrolls_sideways_on_a_laptop_screen(built_site, browser):
+    # The notebooks' code is formatted to the book's width (tests/code_width.py) and the
+    # site's code font lets that width fit at 1366 px (_static/code-width.css).
+    if built_site.returncode != 0:
+        pytest.fail("the site did not build (see test_book_builds_with_warnings_as_errors):\n" + built_site.output)
+    # Planted in a real chapter page (the theme's layout and _static/code-width.css): a
+    # cell with a line of exactly the book's width fits, one a little longer is reported.
+    width = code_width.WIDTH
+    fits, long = "fits = '" + "a" * (width - 9) + "'", "long = '" + "b" * (width + 3) + "'"
+    cell = ('<div class="cell docutils container"><div class="cell_input docutils container">'
+            '<div class="highlight-ipython3 notranslate"><div class="highlight"><pre><span></span>{}'
+            "</pre></div></div></div></div>")
+    chapter = (built_site.html / "notebooks" / "02_pruning.html").read_text(encoding="utf-8")
+    at = chapter.index('<div class="cell docutils container">')
+    planted = built_site.html / "notebooks" / "planted-overflow.html"
+    planted.write_text(chapter[:at] + cell.format(fits) + cell.format(long) + chapter[at:], encoding="utf-8")
+    try:
+        messages = overflowing_code(browser, built_site.html, pages=["notebooks/planted-overflow.html"])
+    finally:
+        planted.unlink()
+    messages = messages["notebooks/planted-overflow.html"]
+    assert len(fits) == width and any(f"longest line {len(long)} characters: long = " in m for m in messages), messages
+    assert not any("fits = " in m for m in messages), messages
+    found = overflowing_code(browser, built_site.html)
+    assert len(found) >= 12, sorted(found)
+    bad = {page: messages for page, messages in found.items() if messages}
+    assert not bad, f"code cells wider than their box at {LAPTOP_VIEWPORT['width']} px:\n" + "\n".join(
+        f"{page}: {len(messages)} cell(s)\n  " + "\n  ".join(messages[:10]) for page, messages in bad.items())
