@@ -24,8 +24,10 @@ import json
 import re
 from pathlib import Path
 
-#: The line of a set-up cell that carries the repository URL (its value is ignored by the
-#: code fingerprint).
+#: The line of a set-up cell that carries the repository URL, ``BOOK_REPOSITORY = "..."``
+#: (its value is ignored by the code fingerprint).
+#:
+#: :meta hide-value:
 REPOSITORY_LINE = re.compile(r'^BOOK_REPOSITORY = "([^"\\]*)"(.*)$', re.MULTILINE)
 
 #: The services the launch buttons open (Jupyter Book 1's ``launch_buttons`` keys).
