@@ -197,3 +197,12 @@ def test_bundle_runs_in_litert_lm_like_the_interpreter(tiny_export, tmp_path):
     assert speed["decode_tokens_per_second"] > 0
     with pytest.raises(FileNotFoundError):
         llm.build_bundle(tiny_export, tmp_path / "missing" / "x.litertlm")
+
+
+def test_retrain_check_of_the_gpt_without_a_shipped_entry_fails_without_training(tmp_path, monkeypatch, capsys):
+    from mobileopt_ref import cli
+
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "gpt"]) == 1
+    assert "gpt: no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

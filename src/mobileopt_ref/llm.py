@@ -1253,7 +1253,7 @@ def build_bundle(model, path) -> Path:
         path: the ``.litertlm`` file to write (its folder must exist).
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a ``pathlib.Path``.
 
     Raises:
         ValueError: for a model without LiteRT-LM's signatures.
