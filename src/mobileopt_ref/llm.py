@@ -784,7 +784,13 @@ class LMTrainConfig:
 
 
 GPT_SMALL = LMTrainConfig()
-"""The book's small GPT: 4 layers, d 128, 4 heads, context 256 (0.89 M parameters), one thread."""
+"""The book's small GPT: 4 layers, d 128, 4 heads, context 256 (0.89 M parameters), one thread.
+
+400 steps of 16 windows of 256 bytes: 1.6 M bytes, about 3.9 passes over the 420 KB
+training split. The shipped entry reached 3.04 bits per byte on the held-out tail (its
+record holds the loss history); the loss was still falling, slowly, out of the plateau
+a byte-level transformer sits on while it learns little more than which byte follows
+which. Longer training (more steps) gives a better model and another cache key."""
 
 
 GPT_WIDE = GPTConfig(n_layers=8, d_model=768, n_heads=12, context=128, prefill_len=32)
