@@ -802,7 +802,8 @@ bound only when the weights do not fit in the CPU's caches. The reference machin
 (57 MB) exceed it, its int4 weights (about 30 MB) about fill it. A wider model would put
 int4 clearly outside the cache too, but converting and quantizing it would take most
 of the chapter's three minutes and several GB of memory; this one converts in about
-30 s with 2.6 GB at peak (measured by the session that filed issue 19). The context
+30 s on an idle 2-core machine with 2.3 to 2.6 GB at peak (3 minutes when six jobs
+shared the two cores). The context
 of 128 keeps the KV cache (2 x 8 layers x 128 x 768 x 4 bytes = 6.3 MB) small beside
 the weights, and a prefill of 32 tokens keeps the prefill graph small."""
 
