@@ -94,8 +94,9 @@ VOCAB_SIZE = 258
 """The 256 byte values plus :data:`BOS` and :data:`EOS`."""
 
 PREFILL_SIGNATURE = "prefill"
+"""Signature key of the exported model's prefill (``S`` tokens at once), as LiteRT-LM names it."""
 DECODE_SIGNATURE = "decode"
-"""Signature keys of the exported model, the names LiteRT-LM looks for."""
+"""Signature key of the exported model's decode (one token), as LiteRT-LM names it."""
 
 EMBEDDINGS = ("one_hot", "gather")
 """How :func:`export_tflite` writes the token embedding: ``"one_hot"`` (a one-hot row
