@@ -652,9 +652,10 @@ def decode_matches_prefill(model, ids, *, num_threads: int = 2, kernels: str = "
         num_threads, kernels: as :class:`TFLiteLM`.
 
     Returns:
-        ``{"max_abs_diff": largest |prefill - decode| logit difference, "max_abs_logit":
-        largest |logit| (for scale), "top1_agreement": fraction of positions whose
-        arg-max agrees, "positions": S}``.
+        A dict with ``max_abs_diff`` (the largest absolute difference between a prefill and
+        a decode logit), ``max_abs_logit`` (the largest absolute logit, for scale),
+        ``top1_agreement`` (the fraction of positions whose arg-max agrees) and
+        ``positions`` (``S``).
 
     Raises:
         ValueError: if ``ids`` is not ``S`` valid ids.
@@ -785,7 +786,7 @@ class LMTrainConfig:
 
 
 GPT_SMALL = LMTrainConfig()
-"""The book's small GPT: 4 layers, d 128, 4 heads, context 256 (0.89 M parameters), one thread.
+"""The book's small GPT, with 4 layers, d 128, 4 heads and context 256 (0.89 M parameters), trained on one thread.
 
 400 steps of 16 windows of 256 bytes: 1.6 M bytes, about 3.9 passes over the 420 KB
 training split. The shipped entry reached 3.04 bits per byte on the held-out tail (its
@@ -795,7 +796,7 @@ which. Longer training (more steps) gives a better model and another cache key."
 
 
 GPT_WIDE = GPTConfig(n_layers=8, d_model=768, n_heads=12, context=128, prefill_len=32)
-"""The wider model for speed (never trained): 8 layers, d 768, 12 heads, 57.2 M parameters.
+"""The wider model for speed, never trained, with 8 layers, d 768 and 12 heads (57.2 M parameters).
 
 Decode reads every weight once per token, so its speed shows the memory-bandwidth
 bound only when the weights do not fit in the CPU's caches. The reference machine (a
@@ -1107,7 +1108,7 @@ SCHEMES = {
                       _dynamic(4, hadamard=True)),
     "int2_block32": ("int2 weights, one scale per 32 weights (dynamic_wi2b32_afp32)", _dynamic(2, "BLOCKWISE_32")),
 }
-"""LiteRT Quantizer schemes for an exported model: ``{name: (description, recipe())}``.
+"""LiteRT Quantizer schemes for an exported model, as ``{name: (description, recipe())}``.
 
 All quantize the weights of every supported op (``FULLY_CONNECTED``,
 ``EMBEDDING_LOOKUP``, ...) symmetrically; ``weight_only`` dequantizes them before a float
@@ -1171,7 +1172,7 @@ def quantization_sweep(float_model, data, *, schemes=None, max_bytes: int | None
         num_threads: interpreter threads.
 
     Returns:
-        One dict per model, float32 first: ``scheme``, ``description``, ``bytes``,
+        One dict per model (float32 first) with ``scheme``, ``description``, ``bytes``,
         ``size_ratio`` (to float), ``bits_per_byte``, ``top1_agreement`` (next-byte
         arg-max equal to float's), ``kernels`` (the set it ran on), ``xnnpack_error``
         (``None`` or XNNPACK's refusal), ``sample`` (greedy text), ``content`` (the
