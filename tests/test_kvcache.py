@@ -27,6 +27,18 @@ def test_tiny_parameter_count_by_hand():
     assert counts["total"] == 40 + 96 + 128 + 40 + 98
 
 
+def test_gpt2_style_matches_the_gpt_of_llm():
+    # GPT-2 block: per layer 12 d^2 + 13 d (mlp_ratio 4); tables V d + T d; head d V + V; final LN 2 d.
+    d, n, v, t = 128, 4, 258, 256
+    config = TransformerConfig.gpt2_style("small", vocab_size=v, d_model=d, n_layers=n, n_heads=4, context=t)
+    assert kvcache.parameter_counts(config)["total"] == v * d + t * d + n * (12 * d * d + 13 * d) + 2 * d + d * v + v
+    w = kvcache.weight_bytes(config, "fp32")
+    read = kvcache.bytes_read_per_token(config, "fp32", 1, kv_bytes=4)
+    assert read == w["total"] - w["embedding"] + 2 * 4 * d + kvcache.kv_bytes_per_token(config, kv_bytes=4)
+    with pytest.raises(ValueError, match="divide"):
+        TransformerConfig.gpt2_style("bad", vocab_size=v, d_model=100, n_layers=1, n_heads=3, context=8)
+
+
 def test_published_parameter_counts():
     # KerasHub's gemma3_1b preset: 999,885,952 parameters; Llama 3.2 1B: 1.24 B (1,235,814,400).
     assert kvcache.parameter_counts(kvcache.GEMMA3_1B)["total"] == 999_885_952

@@ -89,6 +89,8 @@ class TransformerConfig:
         global_every: with a window, every ``global_every``-th layer is global (Gemma 3: 6,
             five local layers then one global).
         max_context: the longest context the model was trained for.
+        learned_positions: a learned position table of ``max_context`` rows (GPT-2) beside
+            the token table.
         sources: ``{figure: source}``, where each architecture figure comes from.
 
     Raises:
@@ -113,6 +115,7 @@ class TransformerConfig:
     sliding_window: int | None = None
     global_every: int | None = None
     max_context: int = 2048
+    learned_positions: bool = False
     sources: dict = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -133,6 +136,21 @@ class TransformerConfig:
             if self.sliding_window is None:
                 raise ValueError("global_every needs a sliding_window (without one every layer is global)")
             object.__setattr__(self, "global_every", _positive_int(self.global_every, "global_every"))
+
+    @classmethod
+    def gpt2_style(cls, name: str, *, vocab_size: int, d_model: int, n_layers: int, n_heads: int,
+                   context: int, mlp_ratio: int = 4) -> "TransformerConfig":
+        """GPT-2's block: multi-head attention, LayerNorms, biases, a two-matrix GELU MLP,
+        learned positions and an untied output layer (the shape of
+        :class:`mobileopt_ref.llm.GPTConfig`)."""
+        d_model, n_heads = _positive_int(d_model, "d_model"), _positive_int(n_heads, "n_heads")
+        if d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        return cls(name=name, vocab_size=vocab_size, hidden_size=d_model, num_layers=n_layers, num_heads=n_heads,
+                   num_kv_heads=n_heads, head_dim=d_model // n_heads,
+                   intermediate_size=_positive_int(mlp_ratio, "mlp_ratio") * d_model,
+                   gated_mlp=False, tied_embeddings=False, bias=True, norm_vectors_per_layer=2, norm_params=2,
+                   max_context=context, learned_positions=True)
 
     @property
     def attention(self) -> str:
@@ -162,8 +180,10 @@ def matrices(config: TransformerConfig) -> list:
     """
     d, h, kv, hd, ff, n = (config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim,
                            config.intermediate_size, config.num_layers)
-    rows = [
-        ("embedding", "token embedding", config.vocab_size, d, 1),
+    rows = [("embedding", "token embedding", config.vocab_size, d, 1)]
+    if config.learned_positions:
+        rows.append(("embedding", "position embedding", config.max_context, d, 1))
+    rows += [
         ("attention", "query", h * hd, d, n),
         ("attention", "key", kv * hd, d, n),
         ("attention", "value", kv * hd, d, n),
@@ -398,7 +418,8 @@ def bytes_read_per_token(config: TransformerConfig, scheme, context: int, *, kv_
     """Bytes one decode step reads: every weight once, one embedding row, the whole KV cache.
 
     The embedding table is looked up by row, so only one row of it is read, unless the
-    output projection is tied to it, which reads all of it. At ``context`` tokens the step
+    output projection is tied to it, which reads all of it; a learned position table
+    gives one row too. At ``context`` tokens the step
     also reads the keys and values of every cached token.
 
     Raises:
@@ -407,7 +428,8 @@ def bytes_read_per_token(config: TransformerConfig, scheme, context: int, *, kv_
     w = weight_bytes(config, scheme, embedding=embedding)
     table = _scheme(scheme) if embedding is None else _scheme(embedding)
     row = table.matrix_bytes(1, config.hidden_size)
-    embedding_read = w["embedding"] if config.tied_embeddings else row
+    token_table = table.matrix_bytes(config.vocab_size, config.hidden_size)
+    embedding_read = (token_table if config.tied_embeddings else row) + (row if config.learned_positions else 0)
     weights = w["total"] - w["embedding"] + embedding_read
     return weights + kv_cache_bytes(config, context, kv_bytes=kv_bytes)
 
