@@ -51,14 +51,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
-import os
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 
-from mobileopt_ref import litert
+from mobileopt_ref import env, litert, models
 from mobileopt_ref._keras import keras, tf
 from mobileopt_ref._quiet import native_stderr_captured
 
@@ -648,8 +652,614 @@ def decode_matches_prefill(model, ids, *, num_threads: int = 2, kernels: str = "
     }
 
 
+RECIPE_VERSION = 1
+"""Bumped whenever the training code changes what a :class:`LMTrainConfig` produces."""
+
+
+def corpus_text() -> str:
+    """The training text: every entry of ``pydoc_data.topics`` (ships with CPython).
+
+    The help topics of Python's own documentation (about 466 KB of English prose and
+    code in CPython 3.11), joined in sorted topic order with blank lines. It is
+    available offline wherever Python is; its exact content depends on the Python
+    version, so records carry its SHA-256.
+    """
+    from pydoc_data import topics  # noqa: PLC0415
+
+    return "\n\n".join(topics.topics[key] for key in sorted(topics.topics))
+
+
+def corpus_bytes() -> np.ndarray:
+    """:func:`corpus_text` as ``uint8`` UTF-8 bytes."""
+    return np.frombuffer(corpus_text().encode("utf-8"), dtype=np.uint8).copy()
+
+
+def split_corpus(data: np.ndarray, holdout_fraction: float = 0.1) -> tuple:
+    """Splits bytes into ``(train, held_out)``: the held-out part is the last fraction.
+
+    A contiguous tail, not random windows, so no held-out byte ever sits in a training
+    window (the topics near the end of the alphabet are the held-out text).
+
+    Raises:
+        ValueError: for a fraction outside ``(0, 0.5]``.
+    """
+    if not 0.0 < holdout_fraction <= 0.5:
+        raise ValueError(f"holdout_fraction must be in (0, 0.5], got {holdout_fraction!r}")
+    data = np.asarray(data, dtype=np.uint8)
+    cut = len(data) - int(round(len(data) * holdout_fraction))
+    return data[:cut], data[cut:]
+
+
+@dataclasses.dataclass(frozen=True)
+class LMTrainConfig:
+    """Everything that determines a trained :class:`GPT`, and so its cache key.
+
+    Attributes:
+        model: the model's shape.
+        steps: optimizer steps (a count, not a time limit, so training is reproducible).
+        batch_size: windows per step; each window is :data:`BOS` then ``context - 1``
+            bytes from a random offset of the training split.
+        learning_rate: peak Adam learning rate, reached by a linear warm-up, then
+            cosine-decayed to ``min_lr_fraction`` of it.
+        warmup_steps: steps of linear warm-up.
+        min_lr_fraction: final learning rate as a fraction of the peak.
+        clip_norm: global gradient-norm clip.
+        holdout_fraction: tail of the corpus kept out of training (see :func:`split_corpus`).
+        seed: initialisation seed.
+        data_seed: seed of the window offsets.
+        threads: TensorFlow threads; weights are bit-identical only for equal counts.
+        name: a label for people; not part of the key.
+    """
+
+    model: GPTConfig = GPTConfig()
+    steps: int = 400
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_steps: int = 30
+    min_lr_fraction: float = 0.1
+    clip_norm: float = 1.0
+    holdout_fraction: float = 0.1
+    seed: int = 0
+    data_seed: int = 0
+    threads: int = 1
+    name: str = "gpt"
+
+    def __post_init__(self):
+        if not isinstance(self.model, GPTConfig):
+            raise ValueError(f"model must be a GPTConfig, got {type(self.model).__name__}")
+        for field in ("steps", "batch_size", "threads"):
+            _positive_int(field, getattr(self, field))
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
+                or not 0 <= self.warmup_steps < self.steps:
+            raise ValueError(f"warmup_steps must be an integer in [0, steps), got {self.warmup_steps!r}")
+        if not self.learning_rate > 0 or not self.clip_norm > 0:
+            raise ValueError(f"learning_rate and clip_norm must be positive, got {self.learning_rate}, {self.clip_norm}")
+        if not 0 <= self.min_lr_fraction <= 1:
+            raise ValueError(f"min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}")
+        if not 0.0 < self.holdout_fraction <= 0.5:
+            raise ValueError(f"holdout_fraction must be in (0, 0.5], got {self.holdout_fraction!r}")
+
+    def to_dict(self) -> dict:
+        """The config as plain JSON values (the model's shape nested under ``"model"``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "LMTrainConfig":
+        """The inverse of :meth:`to_dict`."""
+        fields = dict(fields)
+        return cls(model=GPTConfig(**fields.pop("model")), **fields)
+
+    def key(self) -> str:
+        """Returns the cache key: SHA-256 of the canonical JSON of the config."""
+        fields = self.to_dict()
+        fields.pop("name")
+        fields["recipe_version"] = RECIPE_VERSION
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def entry_name(self) -> str:
+        """Returns the cache directory name: ``<name>-<first 16 hex digits of key>``."""
+        return f"{self.name}-{self.key()[:16]}"
+
+
+GPT_SMALL = LMTrainConfig()
+"""The book's small GPT: 4 layers, d 128, 4 heads, context 256 (0.89 M parameters), one thread."""
+
+
+def _windows(data: np.ndarray, length: int) -> list:
+    """Non-overlapping chunks of ``length`` bytes (the last may be shorter)."""
+    return [data[i: i + length] for i in range(0, len(data), length)]
+
+
+def _with_bos(chunk: np.ndarray) -> np.ndarray:
+    """Model input for predicting ``chunk``: :data:`BOS` then all but its last byte."""
+    return np.concatenate([[BOS], chunk[:-1]]).astype(np.int32)
+
+
+def _check_bytes(data, caller: str) -> np.ndarray:
+    data = np.asarray(data)
+    if data.ndim != 1 or data.size < 1 or not np.issubdtype(data.dtype, np.integer) \
+            or data.min() < 0 or data.max() > 255:
+        raise ValueError(f"{caller} takes a non-empty 1-D array of bytes (integers 0-255), got "
+                         f"{data.dtype} {data.shape}")
+    return data.astype(np.uint8)
+
+
+def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16, num_threads: int = 2) -> dict:
+    """Bits per byte and next-byte predictions of a model on a text.
+
+    The text is cut into windows of ``context`` bytes; each window is predicted from
+    :data:`BOS` and its own earlier bytes (the way the model was trained). Bits per byte
+    is the mean of ``-log2 p(byte | earlier bytes)`` over every byte: the size a coder
+    driven by the model would compress the text to (8 means no better than raw bytes).
+
+    Args:
+        model: a :class:`GPT` (run by TensorFlow), or exported ``.tflite`` bytes or path
+            (run by ``ai_edge_litert`` through the prefill signature).
+        data: the text as bytes (``uint8``), e.g. the held-out split.
+        max_bytes: evaluate only the first ``max_bytes`` bytes.
+        batch_size: windows per TensorFlow call.
+        num_threads: interpreter threads for a ``.tflite``.
+
+    Returns:
+        ``{"bits_per_byte", "n_bytes", "predictions"}``: the last is the arg-max next
+        byte at every position (int32, for top-1 agreement between two models).
+
+    Raises:
+        ValueError: for data that is not bytes, or a bad ``max_bytes``.
+    """
+    data = _check_bytes(data, "evaluate")
+    if max_bytes is not None:
+        data = data[: _positive_int("max_bytes", max_bytes)]
+    nll, predictions = [], []
+    if isinstance(model, GPT):
+        chunks = _windows(data, model.config.context)
+        groups = [chunks[i: i + batch_size] for i in range(0, len(chunks), batch_size)]
+        for group in groups:
+            for same in ([c for c in group if len(c) == len(group[0])], [c for c in group if len(c) != len(group[0])]):
+                if not same:
+                    continue
+                x = np.stack([_with_bos(c) for c in same])
+                logp = tf.nn.log_softmax(model.logits(x)).numpy()
+                y = np.stack(same).astype(np.int64)
+                nll.append(-np.take_along_axis(logp, y[..., None], -1)[..., 0].ravel())
+                predictions.append(logp.argmax(-1).ravel())
+    else:
+        runner = TFLiteLM(model, num_threads=num_threads)
+        for chunk in _windows(data, runner.context):
+            runner.reset()
+            logits = runner.prefill(_with_bos(chunk)).astype(np.float64)
+            logp = logits - logits.max(-1, keepdims=True)
+            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+            nll.append(-logp[np.arange(len(chunk)), chunk.astype(np.int64)])
+            predictions.append(logits.argmax(-1))
+    nll = np.concatenate(nll)
+    return {
+        "bits_per_byte": float(nll.mean() / math.log(2)),
+        "n_bytes": int(len(nll)),
+        "predictions": np.concatenate(predictions).astype(np.int32),
+    }
+
+
+def top1_agreement(a, b) -> float:
+    """Fraction of positions where two models predict the same next byte.
+
+    Args:
+        a, b: the ``"predictions"`` of two :func:`evaluate` results on the same text.
+
+    Raises:
+        ValueError: if the two are not of the same length.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"predictions must be two equal, non-empty 1-D arrays, got {a.shape} and {b.shape}")
+    return float(np.mean(a == b))
+
+
+def _schedule(config: LMTrainConfig):
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=config.steps - config.warmup_steps, alpha=config.min_lr_fraction,
+        warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
+    )
+
+
+def _train_here(config: LMTrainConfig, verbose: bool):
+    """Trains in this process (its TensorFlow thread count must be ``config.threads``)."""
+    env.configure_threads(config.threads)
+    env.seed_everything(config.seed)
+    corpus = corpus_bytes()
+    train_data, held_out = split_corpus(corpus, config.holdout_fraction)
+    model = GPT(config.model, seed=config.seed)
+    optimizer = keras.optimizers.Adam(_schedule(config), beta_2=0.99, global_clipnorm=config.clip_norm)
+    variables = model.weights
+    length = config.model.context
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=model.logits(x)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(config.data_seed)
+    history = {"step": [], "loss": []}
+    started = time.perf_counter()
+    window = 0.0
+    log_every = max(1, config.steps // 20)
+    for step in range(config.steps):
+        starts = rng.integers(0, len(train_data) - length + 1, size=config.batch_size)
+        chunks = np.stack([train_data[s: s + length] for s in starts])
+        x = np.concatenate([np.full((config.batch_size, 1), BOS), chunks[:, :-1]], axis=1).astype(np.int32)
+        loss = float(train_step(x, chunks.astype(np.int32)))
+        window += loss
+        if (step + 1) % log_every == 0 or step + 1 == config.steps:
+            count = (step % log_every) + 1
+            history["step"].append(step + 1)
+            history["loss"].append(window / count)
+            window = 0.0
+            if verbose:
+                print(f"[{config.name}] step {step + 1}/{config.steps}  loss {history['loss'][-1]:.3f} "
+                      f"({history['loss'][-1] / math.log(2):.2f} bits/byte)  "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+    seconds = time.perf_counter() - started
+    held = evaluate(model, held_out)
+    record = {
+        "config": config.to_dict(),
+        "key": config.key(),
+        "history": history,
+        "held_out_bits_per_byte": held["bits_per_byte"],
+        "held_out_bytes": held["n_bytes"],
+        "train_bytes": int(len(train_data)),
+        "corpus_sha256": hashlib.sha256(corpus.tobytes()).hexdigest(),
+        "train_seconds": seconds,
+        "tokens_per_second": config.steps * config.batch_size * length / seconds,
+        "n_params": model.count_params(),
+        "machine": dataclasses.asdict(env.machine_card(config.threads)),
+    }
+    if verbose:
+        print(f"[{config.name}] trained in {seconds:.0f} s; held-out {held['bits_per_byte']:.3f} bits/byte", flush=True)
+    return model, record
+
+
+def _train_worker(folder: str) -> None:
+    """Entry point of the training subprocess (see :func:`train`)."""
+    folder = Path(folder)
+    config = LMTrainConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    env.setup(threads=config.threads, seed=config.seed, figures=False)
+    model, record = _train_here(config, verbose=True)
+    np.savez(folder / "weights.npz", **{f"w{i:04d}": w for i, w in enumerate(model.get_weights())})
+    (folder / "record.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def train(config: LMTrainConfig = GPT_SMALL, verbose: bool = True):
+    """Trains a :class:`GPT` from scratch on :func:`corpus_text`, deterministically.
+
+    Each step draws ``batch_size`` windows at random offsets of the training split
+    (seeded by ``data_seed``) and minimises the mean next-byte cross-entropy with Adam
+    (``beta_2 = 0.99``), a global gradient-norm clip, a linear warm-up and a cosine
+    decay. With op determinism and a fixed thread count, the same config on the same
+    kind of machine gives bit-identical weights.
+
+    TensorFlow fixes its thread count once per process; when this process runs with
+    another count than ``config.threads`` (a notebook set up with two threads, say),
+    training runs in a fresh Python process and the weights come back through a
+    temporary folder.
+
+    Returns:
+        ``(model, record)``: the model and a dict with the config, key, loss history,
+        held-out bits per byte, training time, tokens per second, the corpus SHA-256
+        and the machine card.
+    """
+    if not isinstance(config, LMTrainConfig):
+        raise ValueError(f"config must be an LMTrainConfig, got {type(config).__name__}")
+    if tf.config.threading.get_intra_op_parallelism_threads() in (0, config.threads):
+        return _train_here(config, verbose)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
+        code = f"from mobileopt_ref import llm; llm._train_worker({folder!r})"
+        result = subprocess.run([sys.executable, "-c", code], stdout=None if verbose else subprocess.DEVNULL,
+                                check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"training {config.name} in a subprocess with {config.threads} thread(s) failed "
+                               f"(exit code {result.returncode}); see its output above")
+        record = json.loads((Path(folder) / "record.json").read_text(encoding="utf-8"))
+        with np.load(Path(folder) / "weights.npz") as npz:
+            weights = [npz[f"w{i:04d}"] for i in range(len(npz.files))]
+    model = GPT(config.model, seed=config.seed)
+    model.set_weights(weights)
+    return model, record
+
+
+def load_or_train(config: LMTrainConfig = GPT_SMALL, cache_dir=None, *, retrain: bool | None = None,
+                  verbose: bool = True):
+    """Returns the trained :class:`GPT` for ``config``, from the cache or by training it.
+
+    The cache is the book's (:func:`mobileopt_ref.models.load_or_make`): the entry
+    ``<name>-<key>`` holds the weights and their SHA-256, verified when loaded; a
+    missing, partial or corrupt entry is reported and trained anew; ``retrain=True`` (or
+    ``MOBILEOPT_RETRAIN=1``) always trains.
+
+    Returns:
+        ``(model, meta)``: the model and its record (see :func:`train`) with
+        ``weights_sha256`` and ``"source"`` (``"cache"`` or ``"trained"``).
+    """
+    if not isinstance(config, LMTrainConfig):
+        raise ValueError(f"config must be an LMTrainConfig, got {type(config).__name__}")
+    return models.load_or_make(
+        config.entry_name(), config.key(), lambda: GPT(config.model, seed=config.seed),
+        lambda: train(config, verbose=verbose), cache_dir, retrain=retrain, verbose=verbose,
+    )
+
+
+def load_cached(config: LMTrainConfig = GPT_SMALL, cache_dir=None):
+    """The verified cache entry of ``config`` as ``(model, meta)``, or ``None`` (nothing is trained)."""
+    return models.load_entry(config.entry_name(), config.key(), lambda: GPT(config.model, seed=config.seed),
+                             cache_dir)
+
+
+def bundle_metadata(config: GPTConfig) -> bytes:
+    """LiteRT-LM's ``LlmMetadata`` for a model: the serialized protocol buffer.
+
+    Start token :data:`BOS`, stop token :data:`EOS`, ``max_num_tokens`` = the context, a
+    generic model type, and greedy sampling. LiteRT-LM 0.18 implements only its top-p
+    sampler on the CPU (the ``GREEDY`` and ``TOP_K`` types fail at the first decode with
+    "not implemented yet"), so greedy decoding is written as top-p with ``k = 1``.
+    """
+    from litert_lm_builder.runtime.proto import llm_metadata_pb2, sampler_params_pb2  # noqa: PLC0415
+
+    if not isinstance(config, GPTConfig):
+        raise ValueError(f"config must be a GPTConfig, got {type(config).__name__}")
+    meta = llm_metadata_pb2.LlmMetadata()
+    meta.start_token.token_ids.ids.append(BOS)
+    meta.stop_tokens.add().token_ids.ids.append(EOS)
+    meta.max_num_tokens = config.context
+    meta.llm_model_type.generic_model.SetInParent()
+    params = meta.sampler_params
+    params.type = sampler_params_pb2.SamplerParameters.TOP_P
+    params.k, params.p, params.temperature, params.seed = 1, 1.0, 1.0, 0
+    params.backend = sampler_params_pb2.SamplerParameters.CPU
+    return meta.SerializeToString()
+
+
+def _config_of(content: bytes) -> GPTConfig:
+    """The :class:`GPTConfig` an exported file was made from (read from its signatures)."""
+    keys = litert.signatures(content)
+    for key in (PREFILL_SIGNATURE, DECODE_SIGNATURE):
+        if key not in keys:
+            raise ValueError(f"the model has no signature {key!r}; it has {sorted(keys) or 'none'} "
+                             "(export one with llm.export_tflite)")
+    interpreter = litert.Interpreter(model_content=content)
+    details = interpreter.get_signature_runner(PREFILL_SIGNATURE).get_input_details()
+    shapes = {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}
+    caches = sorted(n for n in shapes if n.startswith("kv_cache_k_"))
+    tokens = shapes.get("tokens")
+    if not caches or tokens is None or len(tokens) != 2:
+        raise ValueError(f"the prefill signature needs inputs 'tokens' [1, S] and kv_cache_k_i; it has {sorted(shapes)}")
+    _, heads, context, head_dim = shapes[caches[0]]
+    return GPTConfig(n_layers=len(caches), d_model=heads * head_dim, n_heads=heads, context=context,
+                     prefill_len=tokens[1])
+
+
+def build_bundle(model, path) -> Path:
+    """Writes a ``.litertlm`` bundle: the model, the tokenizer and the LLM metadata.
+
+    The bundle is LiteRT-LM's file format (``litert-lm-builder``): a ``PREFILL_DECODE``
+    ``.tflite`` section, the tokenizer as a Hugging Face ``tokenizer.json``
+    (:meth:`ByteTokenizer.hf_tokenizer_json`) and :func:`bundle_metadata`. The builder
+    stamps each file with a fresh UUID and time, so two bundles of one model differ in
+    those bytes only.
+
+    Args:
+        model: exported ``.tflite`` bytes or path (float or quantized).
+        path: the ``.litertlm`` file to write (its folder must exist).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: for a model without LiteRT-LM's signatures.
+        FileNotFoundError: if the folder of ``path`` does not exist.
+    """
+    from litert_lm_builder import litertlm_builder as builder  # noqa: PLC0415
+
+    content = litert.read_tflite(model)
+    config = _config_of(content)
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"no folder {path.parent} to write the bundle into")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / "model.tflite").write_bytes(content)
+        (folder / "tokenizer.json").write_text(ByteTokenizer().hf_tokenizer_json(), encoding="utf-8")
+        (folder / "llm_metadata.pb").write_bytes(bundle_metadata(config))
+        files = builder.LitertLmFileBuilder()
+        files.add_system_metadata(builder.Metadata(key="Authors", value="mobileopt_ref", dtype=builder.DType.STRING))
+        files.add_tflite_model(str(folder / "model.tflite"), builder.TfLiteModelType.PREFILL_DECODE)
+        files.add_hf_tokenizer(str(folder / "tokenizer.json"))
+        files.add_llm_metadata(str(folder / "llm_metadata.pb"))
+        tmp = path.with_name(f".{path.name}.partial")
+        with open(tmp, "wb") as stream:
+            files.build(stream)
+        tmp.replace(path)
+    return path
+
+
+def _quiet_litert_lm():
+    import litert_lm  # noqa: PLC0415
+
+    litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
+    return litert_lm
+
+
+class LiteRTLM:
+    """A ``.litertlm`` bundle loaded in LiteRT-LM's engine (``litert-lm-api``), on the CPU.
+
+    The engine compiles the model for XNNPACK once and keeps that in ``cache_dir``
+    (a temporary folder unless given). Use as a context manager, or call :meth:`close`.
+
+    Args:
+        bundle: a ``.litertlm`` path (:func:`build_bundle`).
+        threads: CPU threads of the engine.
+        max_num_tokens: KV cache length the engine may use (default: the bundle's).
+        cache_dir: an existing folder for the engine's compiled artefacts.
+
+    Raises:
+        FileNotFoundError: if the bundle or ``cache_dir`` does not exist.
+        RuntimeError: if LiteRT-LM cannot load the bundle.
+    """
+
+    def __init__(self, bundle, *, threads: int = 2, max_num_tokens: int | None = None, cache_dir=None):
+        bundle = Path(bundle)
+        if not bundle.is_file():
+            raise FileNotFoundError(f"no .litertlm bundle at {bundle}")
+        _positive_int("threads", threads)
+        self._tmp = None
+        if cache_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="litert-lm-")
+            cache_dir = self._tmp.name
+        if not Path(cache_dir).is_dir():
+            raise FileNotFoundError(f"cache_dir {cache_dir} must be an existing folder")
+        litert_lm = _quiet_litert_lm()
+        self.bundle, self.threads, self.cache_dir = bundle, threads, str(cache_dir)
+        self.max_num_tokens = max_num_tokens
+        with native_stderr_captured():
+            self.engine = litert_lm.Engine(str(bundle), backend=litert_lm.Backend.CPU(thread_count=threads),
+                                           max_num_tokens=max_num_tokens, cache_dir=self.cache_dir)
+
+    def generate(self, prompt: str, max_new_tokens: int) -> str:
+        """Greedy text after ``prompt`` (the engine adds :data:`BOS`): prefill, then decode."""
+        max_new_tokens = _positive_int("max_new_tokens", max_new_tokens)
+        with native_stderr_captured():
+            session = self.engine.create_session(apply_prompt_template=False, max_output_tokens=max_new_tokens)
+            try:
+                session.run_prefill([prompt])
+                return session.run_decode().texts[0]
+            finally:
+                session.close()
+
+    def tokenize(self, text: str) -> list:
+        """The engine's token ids of ``text`` (its tokenizer is the bundle's)."""
+        return list(self.engine.tokenize(text))
+
+    def close(self) -> None:
+        """Frees the engine (and the temporary cache folder)."""
+        if getattr(self, "engine", None) is not None:
+            self.engine.close()
+            self.engine = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def litert_lm_benchmark(bundle, *, prefill_tokens: int, decode_tokens: int, threads: int = 2,
+                        max_num_tokens: int | None = None, cache_dir=None) -> dict:
+    """Prefill and decode speed of a bundle measured by LiteRT-LM's own ``Benchmark``.
+
+    The benchmark loads the engine, prefills ``prefill_tokens`` tokens (a short prompt
+    padded with id 0), then decodes ``decode_tokens`` tokens, and reports the rate of
+    each phase as its token count over its wall time.
+
+    Args:
+        bundle: a ``.litertlm`` path.
+        prefill_tokens, decode_tokens: tokens of each phase; their sum must fit the
+            KV cache (``max_num_tokens``, by default the bundle's context).
+        threads: CPU threads.
+        max_num_tokens: KV cache length.
+        cache_dir: an existing folder for compiled artefacts (a temporary one if omitted).
+
+    Returns:
+        ``{"prefill_tokens_per_second", "decode_tokens_per_second", "prefill_tokens",
+        "decode_tokens", "init_seconds", "time_to_first_token_seconds"}``.
+
+    Raises:
+        FileNotFoundError: for a missing bundle or cache folder.
+        ValueError: for non-positive token counts or threads.
+    """
+    bundle = Path(bundle)
+    if not bundle.is_file():
+        raise FileNotFoundError(f"no .litertlm bundle at {bundle}")
+    for name, value in (("prefill_tokens", prefill_tokens), ("decode_tokens", decode_tokens), ("threads", threads)):
+        _positive_int(name, value)
+    litert_lm = _quiet_litert_lm()
+    with tempfile.TemporaryDirectory(prefix="litert-lm-") as tmp:
+        folder = str(cache_dir) if cache_dir is not None else tmp
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"cache_dir {folder} must be an existing folder")
+        with native_stderr_captured():
+            info = litert_lm.Benchmark(
+                model_path=str(bundle), backend=litert_lm.Backend.CPU(thread_count=threads),
+                prefill_tokens=prefill_tokens, decode_tokens=decode_tokens, max_num_tokens=max_num_tokens,
+                cache_dir=folder,
+            ).run()
+    return {
+        "prefill_tokens_per_second": float(info.last_prefill_tokens_per_second),
+        "decode_tokens_per_second": float(info.last_decode_tokens_per_second),
+        "prefill_tokens": int(info.last_prefill_token_count),
+        "decode_tokens": int(info.last_decode_token_count),
+        "init_seconds": float(info.init_time_in_second),
+        "time_to_first_token_seconds": float(info.time_to_first_token_in_second),
+    }
+
+
+def interpreter_benchmark(model, *, prefill_tokens: int, decode_tokens: int, threads: int = 2) -> dict:
+    """Prefill and decode speed of an exported model in ``ai_edge_litert``'s interpreter.
+
+    The same work as :func:`litert_lm_benchmark`: ``prefill_tokens`` ids (``S`` per
+    prefill call) from an empty cache, then ``decode_tokens`` greedy decode steps, each
+    phase timed as a whole with ``time.perf_counter``. Unlike LiteRT-LM, the interpreter
+    copies every KV cache in and out of each call (numpy arrays through the signature
+    runner), which the decode rate includes.
+
+    Args:
+        model: exported ``.tflite`` bytes or path.
+        prefill_tokens, decode_tokens: tokens of each phase (sum at most the context).
+        threads: interpreter threads.
+
+    Returns:
+        ``{"prefill_tokens_per_second", "decode_tokens_per_second", "prefill_tokens",
+        "decode_tokens", "decode_ms"}``; the last holds each decode step's time.
+
+    Raises:
+        ValueError: for counts that do not fit the cache, or bad threads.
+    """
+    for name, value in (("prefill_tokens", prefill_tokens), ("decode_tokens", decode_tokens)):
+        _positive_int(name, value)
+    runner = TFLiteLM(model, num_threads=threads)
+    if prefill_tokens + decode_tokens > runner.context:
+        raise ValueError(f"prefill_tokens + decode_tokens ({prefill_tokens + decode_tokens}) must fit the KV cache "
+                         f"of {runner.context} tokens")
+    ids = np.resize(ByteTokenizer().encode("How are you", bos=True), prefill_tokens).astype(np.int32)
+    runner.decode(0)  # a first call allocates; not timed
+    runner.reset()
+    started = time.perf_counter()
+    logits = runner.prefill(ids)[-1]
+    prefill_seconds = time.perf_counter() - started
+    steps = []
+    for _ in range(decode_tokens):
+        t0 = time.perf_counter()
+        logits = runner.decode(int(np.argmax(logits)))
+        steps.append(time.perf_counter() - t0)
+    return {
+        "prefill_tokens_per_second": prefill_tokens / prefill_seconds,
+        "decode_tokens_per_second": decode_tokens / float(np.sum(steps)),
+        "prefill_tokens": int(prefill_tokens),
+        "decode_tokens": int(decode_tokens),
+        "decode_ms": [1e3 * s for s in steps],
+    }
+
+
 __all__ = [
     "BOS", "EOS", "VOCAB_SIZE", "PREFILL_SIGNATURE", "DECODE_SIGNATURE", "EMBEDDINGS",
     "ByteTokenizer", "GPTConfig", "GPT", "cache_names", "signature_shapes", "export_tflite",
-    "TFLiteLM", "generate", "decode_matches_prefill",
+    "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
+    "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
+    "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
+    "interpreter_benchmark",
 ]
