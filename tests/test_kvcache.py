@@ -181,3 +181,28 @@ def test_properties(config, context):
     assert read <= total + 1e-6
     bound = kvcache.decode_bound(30e9, read)
     assert math.isclose(bound * read, 30e9)
+
+
+def test_peak_rss_refuses_bad_calls():
+    with pytest.raises(ValueError, match="runtime"):
+        kvcache.measure_peak_rss(b"x", runtime="gpu")
+    with pytest.raises(ValueError, match="bundle"):
+        kvcache.measure_peak_rss(b"x", runtime="litert-lm")
+    with pytest.raises(ValueError, match="decode_tokens"):
+        kvcache.measure_peak_rss(b"x", decode_tokens=0)
+    with pytest.raises(ValueError, match="no model file"):
+        kvcache.measure_peak_rss("/nonexistent/model.tflite")
+
+
+def test_peak_rss_of_a_fresh_process(tmp_path):
+    from mobileopt_ref import llm
+
+    model = llm.export_tflite(llm.GPT(llm.GPTConfig(n_layers=1, d_model=32, n_heads=2, context=32, prefill_len=8)))
+    out = kvcache.measure_peak_rss(model, prefill_tokens=8, decode_tokens=4)
+    assert out["peak"] >= out["imports"] > 0 and out["model"] == out["peak"] - out["imports"]
+    assert out["decode_tokens_per_second"] > 0
+    bundle = llm.build_bundle(model, tmp_path / "tiny.litertlm")
+    in_engine = kvcache.measure_peak_rss(bundle, runtime="litert-lm", prefill_tokens=8, decode_tokens=4)
+    assert in_engine["peak"] >= in_engine["imports"] > 0 and in_engine["decode_tokens_per_second"] > 0
+    with pytest.raises(RuntimeError, match="failed"):
+        kvcache.measure_peak_rss(b"not a model")

@@ -42,8 +42,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
+import os
+import subprocess
+import sys
+import tempfile
 
 MIB = 2**20
 GIB = 2**30
@@ -460,6 +465,123 @@ def implied_bandwidth(model_bytes: float, tokens_per_s: float) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     return float(model_bytes) * float(tokens_per_s)
+
+
+# ---------------------------------------------------------------------------------------
+# What a fresh process actually holds
+# ---------------------------------------------------------------------------------------
+
+_PEAK_SCRIPT = r"""
+import json, sys, tempfile, time
+
+import numpy as np
+
+
+def high_water_mark():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+path, runtime, prefill, decode, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+if runtime == "interpreter":
+    from ai_edge_litert.interpreter import Interpreter
+else:
+    import litert_lm
+imports = high_water_mark()
+if runtime == "interpreter":
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    runners = {key: interpreter.get_signature_runner(key) for key in ("prefill", "decode")}
+    details = runners["prefill"].get_input_details()
+    caches = {n: np.zeros(d["shape"], np.float32) for n, d in details.items() if n.startswith("kv_cache_")}
+    chunk, position = int(details["tokens"]["shape"][1]), 0
+
+    def run(key, n):
+        global caches, position
+        out = runners[key](tokens=np.zeros((1, n), np.int32),
+                           input_pos=np.arange(position, position + n, dtype=np.int32), **caches)
+        caches = {name: out[name] for name in caches}
+        position += n
+
+    for _ in range(-(-prefill // chunk)):
+        run("prefill", chunk)
+    started = time.perf_counter()
+    for _ in range(decode):
+        run("decode", 1)
+    rate = decode / (time.perf_counter() - started)
+else:
+    with tempfile.TemporaryDirectory() as folder:
+        info = litert_lm.Benchmark(model_path=path, backend=litert_lm.Backend.CPU(thread_count=threads),
+                                   prefill_tokens=prefill, decode_tokens=decode, cache_dir=folder).run()
+    rate = float(info.last_decode_tokens_per_second)
+print(json.dumps({"imports": imports, "peak": high_water_mark(), "decode_tokens_per_second": rate}))
+"""
+
+RUNTIMES = ("interpreter", "litert-lm")
+"""What :func:`measure_peak_rss` runs: ``ai_edge_litert``'s interpreter on a ``.tflite``
+(:func:`mobileopt_ref.llm.interpreter_benchmark`) or LiteRT-LM's engine on a
+``.litertlm`` bundle (:func:`mobileopt_ref.llm.litert_lm_benchmark`)."""
+
+
+def measure_peak_rss(model, *, runtime: str = "interpreter", prefill_tokens: int = 64, decode_tokens: int = 64,
+                     threads: int = 2, timeout: float = 600.0) -> dict:
+    """The peak resident memory of a fresh process that loads a language model and runs it.
+
+    A new Python process imports only numpy and the runtime (``ai_edge_litert``, or
+    ``litert_lm``), reads its high-water mark of resident memory (``VmHWM`` in
+    ``/proc/self/status``: the largest RSS the process has had), loads the model (the
+    interpreter maps the file; LiteRT-LM's engine loads the bundle), prefills
+    ``prefill_tokens`` (whole prefill chunks) and decodes ``decode_tokens`` tokens from
+    an empty cache, and reads the mark again. The difference is what the model added at
+    its peak: the weights the runtime touched or packed, the KV caches (copied in and
+    out of every interpreter call) and the activations. Measured, so it differs from machine to machine
+    and run to run; compare two models by their ratio.
+
+    Args:
+        model: ``.tflite`` bytes or path (``runtime="interpreter"``), or a ``.litertlm``
+            path (``runtime="litert-lm"``).
+        runtime: one of :data:`RUNTIMES`.
+        prefill_tokens, decode_tokens: the work, as in the benchmarks.
+        threads: CPU threads.
+        timeout: seconds before the process is abandoned.
+
+    Returns:
+        ``{"imports": bytes, "peak": bytes, "model": peak - imports, "decode_tokens_per_second"}``.
+
+    Raises:
+        ValueError: for an unknown runtime, bad counts, or a bundle given as bytes.
+        RuntimeError: if the process fails (with the end of its error output) or times out.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    for value, name in ((prefill_tokens, "prefill_tokens"), (decode_tokens, "decode_tokens"), (threads, "threads")):
+        _positive_int(value, name)
+    with tempfile.TemporaryDirectory() as folder:
+        if isinstance(model, (bytes, bytearray)):
+            if runtime != "interpreter":
+                raise ValueError("a LiteRT-LM bundle must be given as a .litertlm path")
+            path = os.path.join(folder, "model.tflite")
+            with open(path, "wb") as f:
+                f.write(model)
+        else:
+            path = os.fspath(model)
+            if not os.path.isfile(path):
+                raise ValueError(f"no model file at {path}")
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", _PEAK_SCRIPT, path, runtime, str(prefill_tokens), str(decode_tokens),
+                 str(threads)], capture_output=True, text=True, timeout=timeout, env=child_env)
+        except subprocess.TimeoutExpired as err:
+            raise RuntimeError(f"the measuring process did not finish in {timeout} s") from err
+    if result.returncode != 0:
+        raise RuntimeError(f"the measuring process failed: {result.stderr[-2000:]}")
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out["model"] = out["peak"] - out["imports"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------
