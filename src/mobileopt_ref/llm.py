@@ -25,6 +25,25 @@ API summary:
   every id, ``decode(id)`` -> next-byte logits, ``reset()``, ``generate(ids, n)``),
   :func:`generate` (greedy text from a prompt), :func:`decode_matches_prefill` (decoding
   token by token against one prefill call: largest logit difference and top-1 agreement).
+- Data and training: :func:`corpus_text` / :func:`corpus_bytes` (``pydoc_data.topics``,
+  shipped with CPython), :func:`split_corpus` (fixed held-out tail),
+  :class:`LMTrainConfig` (model shape, steps, batch, learning rate, seeds, threads; its
+  ``key()`` names the cache entry), :data:`GPT_SMALL` (the book's trained model),
+  :func:`train`, :func:`load_or_train` (the book's verified cache, as
+  :func:`mobileopt_ref.models.load_or_make`), :func:`load_cached`.
+- Quality: :func:`evaluate` (bits per byte and next-byte predictions of a :class:`GPT` or
+  of any exported ``.tflite``), :func:`top1_agreement`.
+- Quantization: :data:`SCHEMES` (LiteRT Quantizer recipes: dynamic int8, weight-only
+  int8, int4 channelwise, int4 blockwise 32/64/128, Hadamard int4, int2 blockwise),
+  :func:`quantize`, :func:`quantization_sweep` (size, bits per byte, top-1 agreement with
+  float, a greedy sample, per scheme; falls back to built-in kernels where XNNPACK
+  refuses a file).
+- LiteRT-LM: :func:`build_bundle` (a ``.litertlm`` with the model, the tokenizer and
+  :func:`bundle_metadata`), :class:`LiteRTLM` (the engine: ``generate``, ``tokenize``),
+  :func:`litert_lm_benchmark` (LiteRT-LM's own prefill/decode tokens per second),
+  :func:`interpreter_benchmark` (the same work in the interpreter).
+- Speed model: :data:`GPT_WIDE` and :func:`build_wide` (an untrained 57 M-parameter
+  model whose weights do not fit in the CPU caches).
 
 The signature convention is LiteRT-LM's (the engine behind Gemma on Android): inputs
 ``tokens`` ``[1, S]`` int32, ``input_pos`` ``[S]`` int32 (the positions of those tokens)
@@ -601,7 +620,7 @@ class TFLiteLM:
         return np.asarray(new, np.int32)
 
 
-def generate(model, prompt: str, max_new_tokens: int, *, num_threads: int = 2) -> str:
+def generate(model, prompt: str, max_new_tokens: int, *, num_threads: int = 2, kernels: str = "xnnpack") -> str:
     """Greedy text from ``prompt`` (after :data:`BOS`) through LiteRT.
 
     Args:
@@ -609,12 +628,13 @@ def generate(model, prompt: str, max_new_tokens: int, *, num_threads: int = 2) -
         prompt: the text to continue.
         max_new_tokens: bytes to generate at most (the cache may end first).
         num_threads: interpreter threads.
+        kernels: interpreter kernel set (:data:`mobileopt_ref.litert.KERNELS`).
 
     Returns:
         The generated text (without the prompt).
     """
     tok = ByteTokenizer()
-    runner = TFLiteLM(model, num_threads=num_threads)
+    runner = TFLiteLM(model, num_threads=num_threads, kernels=kernels)
     return tok.decode(runner.generate(tok.encode(prompt, bos=True), max_new_tokens))
 
 
@@ -766,6 +786,37 @@ GPT_SMALL = LMTrainConfig()
 """The book's small GPT: 4 layers, d 128, 4 heads, context 256 (0.89 M parameters), one thread."""
 
 
+GPT_WIDE = GPTConfig(n_layers=8, d_model=768, n_heads=12, context=128, prefill_len=32)
+"""The wider model for speed (never trained): 8 layers, d 768, 12 heads, 57.2 M parameters.
+
+Decode reads every weight once per token, so its speed shows the memory-bandwidth
+bound only when the weights do not fit in the CPU's caches. The reference machine (a
+2-core AMD EPYC) has a 32 MB L3: this model's float32 weights (228 MB) and int8 weights
+(57 MB) exceed it, its int4 weights (about 30 MB) about fill it. A wider model would put
+int4 clearly outside the cache too, but converting and quantizing it would take most
+of the chapter's three minutes and several GB of memory; this one converts in about
+30 s with 2.6 GB at peak (measured by the session that filed issue 19). The context
+of 128 keeps the KV cache (2 x 8 layers x 128 x 768 x 4 bytes = 6.3 MB) small beside
+the weights, and a prefill of 32 tokens keeps the prefill graph small."""
+
+
+def build_wide(config: GPTConfig = GPT_WIDE, seed: int = 0) -> GPT:
+    """The untrained wide model for speed measurements (see :data:`GPT_WIDE`).
+
+    Its weights are random (``N(0, 0.02^2)``): speed and memory depend on the shapes and
+    the storage format, not on the values, so no training is needed. Its text is
+    noise; only the trained :data:`GPT_SMALL` is judged on quality.
+
+    Args:
+        config: the shape (default :data:`GPT_WIDE`).
+        seed: initialisation seed.
+
+    Returns:
+        A :class:`GPT`.
+    """
+    return GPT(config, seed=seed)
+
+
 def _windows(data: np.ndarray, length: int) -> list:
     """Non-overlapping chunks of ``length`` bytes (the last may be shorter)."""
     return [data[i: i + length] for i in range(0, len(data), length)]
@@ -785,7 +836,8 @@ def _check_bytes(data, caller: str) -> np.ndarray:
     return data.astype(np.uint8)
 
 
-def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16, num_threads: int = 2) -> dict:
+def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16, num_threads: int = 2,
+             kernels: str = "xnnpack") -> dict:
     """Bits per byte and next-byte predictions of a model on a text.
 
     The text is cut into windows of ``context`` bytes; each window is predicted from
@@ -800,6 +852,7 @@ def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16,
         max_bytes: evaluate only the first ``max_bytes`` bytes.
         batch_size: windows per TensorFlow call.
         num_threads: interpreter threads for a ``.tflite``.
+        kernels: interpreter kernel set for a ``.tflite`` (:data:`mobileopt_ref.litert.KERNELS`).
 
     Returns:
         ``{"bits_per_byte", "n_bytes", "predictions"}``: the last is the arg-max next
@@ -825,7 +878,7 @@ def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16,
                 nll.append(-np.take_along_axis(logp, y[..., None], -1)[..., 0].ravel())
                 predictions.append(logp.argmax(-1).ravel())
     else:
-        runner = TFLiteLM(model, num_threads=num_threads)
+        runner = TFLiteLM(model, num_threads=num_threads, kernels=kernels)
         for chunk in _windows(data, runner.context):
             runner.reset()
             logits = runner.prefill(_with_bos(chunk)).astype(np.float64)
@@ -998,6 +1051,151 @@ def load_cached(config: LMTrainConfig = GPT_SMALL, cache_dir=None):
                              cache_dir)
 
 
+def _dynamic(bits: int, granularity: str = "CHANNELWISE", hadamard: bool = False):
+    def make():
+        from litert_quantizer import algorithm_manager, qtyping, recipe_manager  # noqa: PLC0415
+
+        manager = recipe_manager.RecipeManager()
+        manager.add_dynamic_config(
+            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=bits,
+            granularity=getattr(qtyping.QuantGranularity, granularity),
+            algorithm_key=(algorithm_manager.AlgorithmName.DECOMPOSED_HADAMARD_ROTATION if hadamard
+                           else algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT),
+        )
+        return manager.get_quantization_recipe()
+
+    return make
+
+
+def _weight_only_int8():
+    from litert_quantizer import recipe  # noqa: PLC0415
+
+    return recipe.weight_only_wi8_afp32()
+
+
+SCHEMES = {
+    "dynamic_int8": ("int8 weights per channel, activations quantized at run time (dynamic_wi8_afp32)",
+                     _dynamic(8)),
+    "weight_only_int8": ("int8 weights per channel, dequantized to float before use (weight_only_wi8_afp32)",
+                         _weight_only_int8),
+    "int4_channelwise": ("int4 weights, one scale per output channel (dynamic_wi4c_afp32)", _dynamic(4)),
+    "int4_block32": ("int4 weights, one scale per 32 weights (dynamic_wi4b32_afp32)", _dynamic(4, "BLOCKWISE_32")),
+    "int4_block64": ("int4 weights, one scale per 64 weights (dynamic_wi4b64_afp32)", _dynamic(4, "BLOCKWISE_64")),
+    "int4_block128": ("int4 weights, one scale per 128 weights (dynamic, BLOCKWISE_128)",
+                      _dynamic(4, "BLOCKWISE_128")),
+    "int4_hadamard": ("int4 weights per channel after a Hadamard rotation (dynamic_wi4c_hr_afp32)",
+                      _dynamic(4, hadamard=True)),
+    "int2_block32": ("int2 weights, one scale per 32 weights (dynamic_wi2b32_afp32)", _dynamic(2, "BLOCKWISE_32")),
+}
+"""LiteRT Quantizer schemes for an exported model: ``{name: (description, recipe())}``.
+
+All quantize the weights of every supported op (``FULLY_CONNECTED``,
+``EMBEDDING_LOOKUP``, ...) symmetrically; ``weight_only`` dequantizes them before a float
+op, the others keep activations float32 and let the kernels quantize them on the fly
+(``afp32``). A block of ``b`` weights along the input dimension shares one scale, so a
+4-bit weight costs ``4 + 16 / b`` bits with 16-bit scales."""
+
+
+def quantize(model, scheme: str) -> bytes:
+    """Quantizes an exported model's weights with a LiteRT Quantizer scheme.
+
+    Both signatures are quantized together; their weights stay shared.
+
+    Args:
+        model: float32 ``.tflite`` bytes or path (from :func:`export_tflite`).
+        scheme: a key of :data:`SCHEMES`.
+
+    Returns:
+        The quantized ``.tflite`` content (inputs and outputs unchanged).
+
+    Raises:
+        ValueError: for an unknown scheme or a model that is not float32.
+    """
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    from litert_quantizer import quantizer as litert_quantizer  # noqa: PLC0415
+
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+    content = litert.read_tflite(model)
+    graph = litert.read_graph(litert.select_signature(content, DECODE_SIGNATURE)) \
+        if DECODE_SIGNATURE in litert.signatures(content) else litert.read_graph(content)
+    done = next((t for t in graph.tensors if t.quantized), None)
+    if done is not None:
+        raise ValueError(f"quantize needs a float32 model; tensor {done.name!r} is quantized already")
+    qt = litert_quantizer.Quantizer(bytearray(content))
+    qt.load_quantization_recipe(SCHEMES[scheme][1]())
+    with native_stderr_captured(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = qt.quantize(None, enable_progress_report=False, enable_progress_bar=False)
+    return bytes(result.quantized_model)
+
+
+def quantization_sweep(float_model, data, *, schemes=None, max_bytes: int | None = None, prompt: str = "The ",
+                       sample_tokens: int = 60, num_threads: int = 2) -> list:
+    """Quantizes an exported model with each scheme and measures it on a text.
+
+    Every figure comes from running the quantized ``.tflite`` itself. When XNNPACK
+    refuses a file (it has no int2 kernels, for one), the file is run on LiteRT's
+    built-in kernels instead and XNNPACK's message is kept.
+
+    Args:
+        float_model: float32 ``.tflite`` bytes or path (from :func:`export_tflite`).
+        data: held-out bytes (see :func:`split_corpus`).
+        schemes: keys of :data:`SCHEMES` (default: all, in their order).
+        max_bytes: evaluate on the first ``max_bytes`` bytes only.
+        prompt: the prompt of each greedy sample.
+        sample_tokens: bytes of each greedy sample (0 for none).
+        num_threads: interpreter threads.
+
+    Returns:
+        One dict per model, float32 first: ``scheme``, ``description``, ``bytes``,
+        ``size_ratio`` (to float), ``bits_per_byte``, ``top1_agreement`` (next-byte
+        arg-max equal to float's), ``kernels`` (the set it ran on), ``xnnpack_error``
+        (``None`` or XNNPACK's refusal), ``sample`` (greedy text), ``content`` (the
+        ``.tflite`` bytes).
+
+    Raises:
+        ValueError: for an unknown scheme, or a model that is not a float32 export.
+    """
+    content = litert.read_tflite(float_model)
+    schemes = list(SCHEMES) if schemes is None else list(schemes)
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        raise ValueError(f"unknown scheme {unknown[0]!r}; choose from {sorted(SCHEMES)}")
+    rows = []
+    reference = None
+    for scheme in ["float32", *schemes]:
+        model = content if scheme == "float32" else quantize(content, scheme)
+        kernels, refusal = "xnnpack", None
+        try:
+            result = evaluate(model, data, max_bytes=max_bytes, num_threads=num_threads, kernels=kernels)
+        except ValueError as err:
+            if "XNNPACK" not in str(err):
+                raise
+            kernels, refusal = "builtin", str(err).split(": ", 1)[-1]
+            result = evaluate(model, data, max_bytes=max_bytes, num_threads=num_threads, kernels=kernels)
+        if reference is None:
+            reference = result["predictions"]
+        sample = generate(model, prompt, sample_tokens, num_threads=num_threads, kernels=kernels) \
+            if sample_tokens else ""
+        rows.append({
+            "scheme": scheme,
+            "description": "float32 weights and activations" if scheme == "float32" else SCHEMES[scheme][0],
+            "bytes": len(model),
+            "size_ratio": len(model) / len(content),
+            "bits_per_byte": result["bits_per_byte"],
+            "top1_agreement": top1_agreement(result["predictions"], reference),
+            "kernels": kernels,
+            "xnnpack_error": refusal,
+            "sample": sample,
+            "content": model,
+        })
+    return rows
+
+
 def bundle_metadata(config: GPTConfig) -> bytes:
     """LiteRT-LM's ``LlmMetadata`` for a model: the serialized protocol buffer.
 
@@ -1055,7 +1253,7 @@ def build_bundle(model, path) -> Path:
         path: the ``.litertlm`` file to write (its folder must exist).
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a ``pathlib.Path``.
 
     Raises:
         ValueError: for a model without LiteRT-LM's signatures.
@@ -1261,5 +1459,5 @@ __all__ = [
     "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
     "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
     "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
-    "interpreter_benchmark",
+    "interpreter_benchmark", "SCHEMES", "quantize", "quantization_sweep", "GPT_WIDE", "build_wide",
 ]

@@ -1,0 +1,208 @@
+"""The small GPT: tokenizer, causal attention, KV-cached export, cache, bundles, LiteRT-LM."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mobileopt_ref import litert, llm
+
+TINY = llm.GPTConfig(n_layers=2, d_model=32, n_heads=2, context=32, prefill_len=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt():
+    return llm.GPT(TINY, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_gpt):
+    return llm.export_tflite(tiny_gpt)
+
+
+def test_tokenizer_round_trip():
+    tok = llm.ByteTokenizer()
+    text = "Größe: 3 µs — ok\n"
+    ids = tok.encode(text)
+    assert ids.dtype == np.int32 and list(ids) == list(text.encode("utf-8"))
+    assert tok.decode(ids) == text
+    with_bos = tok.encode(text, bos=True)
+    assert with_bos[0] == llm.BOS and tok.decode(with_bos) == text
+    assert tok.decode([*ids, llm.EOS]) == text
+    with pytest.raises(ValueError, match="token ids must lie in"):
+        tok.decode([llm.VOCAB_SIZE])
+    with pytest.raises(ValueError, match="takes a str"):
+        tok.encode(b"bytes")
+
+
+def test_hf_tokenizer_maps_every_byte_to_its_value():
+    spec = json.loads(llm.ByteTokenizer().hf_tokenizer_json())
+    vocab = spec["model"]["vocab"]
+    assert sorted(vocab.values()) == list(range(llm.VOCAB_SIZE))
+    assert len({k for k, v in vocab.items() if v < 256}) == 256
+    assert vocab["<bos>"] == llm.BOS and vocab["<eos>"] == llm.EOS
+
+
+def test_parameter_count_matches_formula(tiny_gpt):
+    assert tiny_gpt.count_params() == TINY.n_params()
+    assert llm.GPT(llm.GPTConfig()).count_params() == llm.GPTConfig().n_params()
+
+
+def test_future_tokens_do_not_change_past_logits(tiny_gpt):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (1, 20)).astype(np.int32)
+    b = a.copy()
+    b[0, 12:] = rng.integers(0, 256, 8)
+    la, lb = tiny_gpt.logits(a).numpy(), tiny_gpt.logits(b).numpy()
+    np.testing.assert_array_equal(la[0, :12], lb[0, :12])
+    assert np.abs(la[0, 12:] - lb[0, 12:]).max() > 1e-4
+
+
+def test_signatures_follow_litert_lm_convention(tiny_export):
+    assert set(litert.signatures(tiny_export)) == {llm.PREFILL_SIGNATURE, llm.DECODE_SIGNATURE}
+    interpreter = litert.make_interpreter(tiny_export)
+    for key, s in ((llm.PREFILL_SIGNATURE, TINY.prefill_len), (llm.DECODE_SIGNATURE, 1)):
+        runner = interpreter.get_signature_runner(key)
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        expected = llm.signature_shapes(TINY, key)
+        assert {n: tuple(d["shape"]) for n, d in inputs.items()} == expected
+        assert inputs["tokens"]["dtype"] == np.int32 and inputs["input_pos"]["dtype"] == np.int32
+        assert inputs["kv_cache_k_0"]["shape"].tolist() == [1, TINY.n_heads, TINY.context, TINY.head_dim]
+        assert tuple(outputs["logits"]["shape"]) == (1, s, llm.VOCAB_SIZE)
+        assert set(outputs) == {"logits", *llm.cache_names(TINY.n_layers)}
+    ops = {op.op for op in litert.read_graph(litert.select_signature(tiny_export, llm.DECODE_SIGNATURE)).ops}
+    assert "DYNAMIC_UPDATE_SLICE" in ops and "EMBEDDING_LOOKUP" in ops and "GATHER" not in ops
+    # One copy of the weights serves both signatures.
+    assert litert.model_size(tiny_export) < 1.3 * 4 * TINY.n_params()
+
+
+def test_gather_embedding_export_is_the_same_model(tiny_gpt, tiny_export):
+    gathered = llm.export_tflite(tiny_gpt, embedding="gather")
+    ops = {op.op for op in litert.read_graph(litert.select_signature(gathered, llm.DECODE_SIGNATURE)).ops}
+    assert "GATHER" in ops and "EMBEDDING_LOOKUP" not in ops
+    ids = np.arange(TINY.prefill_len, dtype=np.int32) * 7
+    a = llm.TFLiteLM(tiny_export).prefill(ids)
+    b = llm.TFLiteLM(gathered).prefill(ids)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_decode_reproduces_prefill_and_keras(tiny_gpt, tiny_export):
+    ids = llm.ByteTokenizer().encode("KV cache", bos=True)[: TINY.prefill_len]
+    check = llm.decode_matches_prefill(tiny_export, ids)
+    assert check["top1_agreement"] == 1.0
+    assert check["max_abs_diff"] <= 1e-5 * max(1.0, check["max_abs_logit"])
+    # The cached export computes what the training graph computes, also past one prefill chunk.
+    long = np.resize(ids, 20)
+    keras_logits = tiny_gpt.logits(long[None]).numpy()[0]
+    runner = llm.TFLiteLM(tiny_export)
+    np.testing.assert_allclose(runner.prefill(long), keras_logits, atol=1e-4)
+    assert runner.position == 20
+    with pytest.raises(ValueError, match="exceed the KV cache"):
+        runner.prefill(np.zeros(TINY.context, np.int32))
+
+
+def test_evaluate_agrees_between_tensorflow_and_litert(tiny_gpt, tiny_export):
+    data = llm.corpus_bytes()[:100]
+    a = llm.evaluate(tiny_gpt, data)
+    b = llm.evaluate(tiny_export, data)
+    assert a["n_bytes"] == b["n_bytes"] == 100
+    assert abs(a["bits_per_byte"] - b["bits_per_byte"]) < 1e-4
+    assert llm.top1_agreement(a["predictions"], b["predictions"]) >= 0.99
+    # An untrained model is about as good as uniform guessing over 258 ids.
+    assert abs(a["bits_per_byte"] - np.log2(llm.VOCAB_SIZE)) < 0.5
+    with pytest.raises(ValueError, match="bytes"):
+        llm.evaluate(tiny_gpt, np.array([300]))
+
+
+def test_corpus_split_is_a_fixed_tail():
+    data = llm.corpus_bytes()
+    train, held = llm.split_corpus(data, 0.1)
+    assert len(train) + len(held) == len(data) and abs(len(held) / len(data) - 0.1) < 1e-4
+    np.testing.assert_array_equal(held, data[len(train):])
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        llm.split_corpus(data, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"d_model": 30, "n_heads": 4}, "n_heads must divide d_model"),
+        ({"context": 16, "prefill_len": 32}, "must not exceed context"),
+        ({"n_layers": 0}, "n_layers must be a positive integer"),
+        ({"vocab_size": 300}, "vocab_size must be"),
+    ],
+)
+def test_bad_configs_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        llm.GPTConfig(**fields)
+
+
+def test_bad_train_configs_are_refused():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        llm.LMTrainConfig(steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match="model must be a GPTConfig"):
+        llm.LMTrainConfig(model={"n_layers": 2})
+    with pytest.raises(ValueError, match="export_tflite takes a llm.GPT"):
+        llm.export_tflite(b"not a model")
+
+
+def test_cache_entry_is_verified_and_a_corrupt_one_refused(tmp_path, capsys):
+    config = llm.LMTrainConfig(model=TINY, steps=2, warmup_steps=1, batch_size=2, threads=2, name="tiny-gpt")
+    assert config.key() != llm.LMTrainConfig(model=TINY, steps=3, warmup_steps=1, batch_size=2, threads=2).key()
+    assert llm.LMTrainConfig.from_dict(config.to_dict()) == config
+    model, meta = llm.load_or_train(config, tmp_path, verbose=False)
+    assert meta["source"] == "trained" and meta["key"] == config.key()
+    assert 0 < meta["held_out_bits_per_byte"] < 9
+    again, meta2 = llm.load_or_train(config, tmp_path, verbose=False)
+    assert meta2["source"] == "cache" and meta2["weights_sha256"] == meta["weights_sha256"]
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    weights = tmp_path / config.entry_name() / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert llm.load_cached(config, tmp_path) is None
+    assert "cache entry unusable" in capsys.readouterr().err
+    _, meta3 = llm.load_or_train(config, tmp_path, verbose=False)
+    assert meta3["source"] == "trained" and meta3["weights_sha256"] == meta["weights_sha256"]
+
+
+def test_shipped_small_gpt_entry_loads():
+    cached = llm.load_cached(llm.GPT_SMALL)
+    if cached is None:
+        pytest.skip("no shipped entry for the small GPT in this cache folder")
+    model, meta = cached
+    assert model.count_params() == llm.GPT_SMALL.model.n_params()
+    assert meta["held_out_bits_per_byte"] < 8
+
+
+def test_quantize_keeps_both_signatures(tiny_export):
+    q = llm.quantize(tiny_export, "dynamic_int8")
+    assert set(litert.signatures(q)) == {llm.PREFILL_SIGNATURE, llm.DECODE_SIGNATURE}
+    assert len(q) < 0.6 * len(tiny_export)
+    assert llm.decode_matches_prefill(q, np.arange(TINY.prefill_len) + 60)["top1_agreement"] >= 0.75
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        llm.quantize(tiny_export, "int3")
+    with pytest.raises(ValueError, match="quantized already"):
+        llm.quantize(q, "dynamic_int8")
+
+
+def test_bundle_runs_in_litert_lm_like_the_interpreter(tiny_export, tmp_path):
+    pytest.importorskip("litert_lm")
+    path = llm.build_bundle(tiny_export, tmp_path / "tiny.litertlm")
+    with llm.LiteRTLM(path, threads=1) as engine:
+        assert engine.tokenize("Hé") == [72, 195, 169]
+        text = engine.generate("The ", 12)
+    assert text == llm.generate(tiny_export, "The ", 12)
+    speed = llm.litert_lm_benchmark(path, prefill_tokens=8, decode_tokens=8, threads=1)
+    assert speed["prefill_tokens"] == 8 and speed["decode_tokens"] == 8
+    assert speed["decode_tokens_per_second"] > 0
+    with pytest.raises(FileNotFoundError):
+        llm.build_bundle(tiny_export, tmp_path / "missing" / "x.litertlm")
+
+
+def test_retrain_check_of_the_gpt_without_a_shipped_entry_fails_without_training(tmp_path, monkeypatch, capsys):
+    from mobileopt_ref import cli
+
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "gpt"]) == 1
+    assert "gpt: no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
