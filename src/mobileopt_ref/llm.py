@@ -73,6 +73,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -1006,13 +1007,24 @@ def train(config: LMTrainConfig = GPT_SMALL, verbose: bool = True):
     """
     if not isinstance(config, LMTrainConfig):
         raise ValueError(f"config must be an LMTrainConfig, got {type(config).__name__}")
-    if tf.config.threading.get_intra_op_parallelism_threads() in (0, config.threads):
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    if current == config.threads:
         return _train_here(config, verbose)
+    if current == 0:  # not fixed yet: fix it here if TensorFlow still allows it
+        try:
+            env.configure_threads(config.threads)
+        except RuntimeError:
+            pass
+        else:
+            return _train_here(config, verbose)
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
         code = f"from mobileopt_ref import llm; llm._train_worker({folder!r})"
+        package_root = str(Path(__file__).resolve().parents[1])
+        child_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p))
         result = subprocess.run([sys.executable, "-c", code], stdout=None if verbose else subprocess.DEVNULL,
-                                check=False)
+                                env=child_env, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"training {config.name} in a subprocess with {config.threads} thread(s) failed "
                                f"(exit code {result.returncode}); see its output above")
