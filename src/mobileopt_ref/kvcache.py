@@ -520,7 +520,7 @@ print(json.dumps({"imports": imports, "peak": high_water_mark(), "decode_tokens_
 """
 
 RUNTIMES = ("interpreter", "litert-lm")
-"""What :func:`measure_peak_rss` runs: ``ai_edge_litert``'s interpreter on a ``.tflite``
+"""The runtimes :func:`measure_peak_rss` runs, ``ai_edge_litert``'s interpreter on a ``.tflite``
 (:func:`mobileopt_ref.llm.interpreter_benchmark`) or LiteRT-LM's engine on a
 ``.litertlm`` bundle (:func:`mobileopt_ref.llm.litert_lm_benchmark`)."""
 
@@ -605,9 +605,10 @@ GEMMA3_1B = TransformerConfig(
             "parameters, is the one KerasHub publishes for gemma3_1b {cite}`kerashub_gemma3_presets`",
     },
 )
-"""A model shaped like Gemma 3 1B: MQA (one key/value head for four query heads of 256),
-five sliding-window layers (512 tokens) for every global one, a 262,144-token vocabulary
-whose table is 30 % of the parameters and doubles as the output projection."""
+"""A model shaped like Gemma 3 1B, with multi-query attention (one key/value head for
+four query heads of 256), five sliding-window layers (512 tokens) for every global one
+and a 262,144-token vocabulary whose table is 30 % of the parameters and doubles as the
+output projection."""
 
 LLAMA32_1B = TransformerConfig(
     name="Llama-3.2-1B-like", vocab_size=128256, hidden_size=2048, num_layers=16, num_heads=32,
@@ -621,8 +622,9 @@ LLAMA32_1B = TransformerConfig(
         "two RMSNorms a block, SwiGLU MLP, no biases": "the Llama architecture {cite}`touvron2023llama`",
     },
 )
-"""A model shaped like Llama 3.2 1B: GQA (8 key/value heads for 32 query heads of 64),
-all layers global, a 128,256-token table tied to the output projection."""
+"""A model shaped like Llama 3.2 1B, with grouped-query attention (8 key/value heads for
+32 query heads of 64), all layers global and a 128,256-token table tied to the output
+projection."""
 
 CONFIGS = {c.name: c for c in (GEMMA3_1B, LLAMA32_1B)}
 
