@@ -177,6 +177,32 @@ BARS = (
     Bar("07_ux", "cold start is reported separately from warm latency", "reported",
         "a user's first inference pays for loading and planning; hiding it in a warm median misleads.",
         r"cold start reported separately"),
+    # 08 large models
+    Bar("08_large_models", "the dynamic-int8 file is at most 0.40x the float32 file", "deterministic",
+        "int8 weights are a quarter of float32's; 0.40 leaves room for what stays float (embeddings a "
+        "recipe skips, norms, scales).", r"int8 file <= 0\.40x"),
+    Bar("08_large_models", "the int4 block-32 file is at most 0.27x the float32 file", "deterministic",
+        "int4 is an eighth of float32, plus one float16 scale per 32 weights (half a bit per weight); "
+        "0.27 leaves room for what stays float.", r"int4 block 32 file <= 0\.27x"),
+    Bar("08_large_models", "dynamic int8 keeps held-out bits per byte within 0.01 of float32", "deterministic",
+        "a byte-level model's quality is its bits per byte; 0.01 is a loss no reader of its text would notice.",
+        r"bits per byte: int8 within"),
+    Bar("08_large_models", "int4 block 32 keeps bits per byte within 0.05 of float32 and no worse than int4 "
+        "channel-wise", "deterministic",
+        "4 bits lose more than 8, so the tolerance is five times int8's; blockwise scales exist to beat "
+        "one scale per channel, so they must not lose to it.", r"bits per byte: int4 block 32"),
+    Bar("08_large_models", "on the wider model, int8 and int4 block-32 decode at least 1.5x as many tokens/s as "
+        "float32", "statistical",
+        "decoding reads every weight once per token, so fewer bytes should mean more tokens per second; "
+        "1.5x asks for a clear share of the 4x and 8x byte ratios.", r"decode tokens/s of .* >= 1\.5x"),
+    Bar("08_large_models", "float32 decode streams at least 50 % and at most 100 % of the measured memory "
+        "bandwidth", "statistical",
+        "the bandwidth bound says decode cannot read weights faster than memory delivers them (100 %); "
+        "a runtime that reached less than half of it would be leaving the bound unused.",
+        r"float32 decode streams"),
+    Bar("08_large_models", "the dynamic-int8 model's peak RSS is at most 0.5x float32's (fresh process)",
+        "statistical", "the weights dominate a language model's memory; int8 weights should at least halve "
+        "it, measured, since a runtime may keep float copies.", r"peak RSS of dynamic int8"),
 )
 
 
