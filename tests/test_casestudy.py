@@ -19,6 +19,7 @@ def _record(name, *, size, gzip=None, acc=0.9, p50=1.0, arena=1000, planned=None
             macs=1_000_000, rss=50 << 20, model_rss=5 << 20, correct=None, seed=0):
     extra = {"planned_arena_bytes": planned or arena, "lower_bound_bytes": lower or arena, "macs": macs,
              "rss_bytes": rss, "model_rss_bytes": model_rss, "input_px": 32, "accuracy_at_px": 32}
+    acc = float(np.mean(correct)) if correct is not None else acc
     return report.VariantRecord(name=name, tflite=b"", size_bytes=size, gzip_bytes=gzip or size, accuracy=acc,
                                 latency=_latency(p50, seed=seed), arena_bytes=arena, energy_mj=energy_mj,
                                 extra=extra, correct=correct)

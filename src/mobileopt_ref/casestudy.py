@@ -387,6 +387,10 @@ def build_variants(names=None, *, resolution: int = 32, calibration=None, cache_
     if len(set(names)) != len(names):
         raise ValueError(f"each variant once, got {names}")
     resolution = data.check_resolution(resolution)
+    qat = [s.name for s in specs if s.precision == "int8 QAT"]
+    if resolution != models.STUDENT.resolution and qat:
+        raise ValueError(f"{qat[0]!r} is a QAT variant: at {resolution} px convert its float model after "
+                         "training instead (see AT_224)")
     if calibration is None:
         calibration = calibration_images(200 if resolution == 32 else 16, resolution)
     loaded, files, params = {}, {}, {}
@@ -394,9 +398,6 @@ def build_variants(names=None, *, resolution: int = 32, calibration=None, cache_
         if spec.source not in loaded:
             model = load_source(spec.source, cache_dir)
             if resolution != models.STUDENT.resolution:
-                if spec.precision == "int8 QAT":
-                    raise ValueError(f"{spec.name!r} is a QAT variant: at {resolution} px convert its float model after "
-                                     "training instead (see AT_224)")
                 alpha = models.TEACHER.alpha if spec.source == "teacher" else models.STUDENT.alpha
                 model = _at_resolution(model, alpha, resolution)
             loaded[spec.source] = model
@@ -1108,8 +1109,8 @@ def rich_table(header: list, rows: list, title: str | None = None):
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title, show_lines=False)
-    for h in header:
-        table.add_column(h, overflow="fold")
+    for i, h in enumerate(header):
+        table.add_column(h, overflow="fold", no_wrap=i == 0)
     for row in rows:
         table.add_row(*map(str, row))
     return table
