@@ -368,7 +368,7 @@ def build_variants(names=None, *, resolution: int = 32, calibration=None, cache_
     Args:
         names: variant names (default: all of :data:`VARIANTS`), in the order wanted.
         resolution: 32 (the book's) or another input size: the trained weights are copied
-            into the same network built for that size (:func:`_at_resolution`); QAT
+            into the same network built for that size (the same network built for that size, the weights copied); QAT
             variants are then converted after training instead (PTQ; same operators and
             sizes), and their names say so.
         calibration: ``uint8`` images at ``resolution`` for full-integer conversion
@@ -1105,7 +1105,7 @@ def markdown(header: list, rows: list) -> str:
 
 
 def rich_table(header: list, rows: list, title: str | None = None):
-    """A :class:`rich.table.Table` of the same rows, for the terminal."""
+    """A ``rich.table.Table`` of the same rows, for the terminal."""
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=title, show_lines=False)
