@@ -10,7 +10,7 @@ and measures it end to end:
 
 Each step starts from the previous step's model: the pruned students are pruned from the
 *distilled* student and fine-tuned (:func:`load_or_prune_distilled`), the structured one
-is then fine-tuned with fake quantization (:func:`load_or_qat_chain`). Their weights ship
+is then fine-tuned with fake quantization (:func:`load_or_qat`). Their weights ship
 in the model cache like every other trained model, so nothing is trained here unless asked.
 
 Every variant (the chain's, and the other chapters') becomes one
@@ -35,18 +35,18 @@ import numpy as np
 from mobileopt_ref import compute, data, distillation, energy, litert, memory, models, pruning, quantization, report, stats
 
 KD_RECIPE = distillation.STUDENT_RECIPES["kd"]
-"""The distillation step: Hinton's loss, T = 4, alpha = 0.9 (the distillation chapter's best)."""
+"""The distillation step, Hinton's loss with T = 4 and alpha = 0.9 (the distillation chapter's best)."""
 
 CHAIN_PRUNING = {
     "unstructured": pruning.STUDENT_RECIPES["global75"],
     "structured": pruning.STUDENT_RECIPES["channels50"],
 }
-"""The pruning step, applied to the distilled student: the pruning chapter's recipes
-(75 % of the weights by global magnitude; half of every block's hidden channels), the same
-16 fine-tuning epochs."""
+"""The pruning step applied to the distilled student, with the pruning chapter's recipes
+(75 % of the weights by global magnitude; half of every block's hidden channels) and the
+same 16 fine-tuning epochs."""
 
 CHAIN_QAT = quantization.STUDENT_QAT_RECIPES["qat8"]
-"""The quantization step: the quantization chapter's 8-bit QAT recipe (2 epochs, 1e-5)."""
+"""The quantization step, the quantization chapter's 8-bit QAT recipe (2 epochs, 1e-5)."""
 
 
 def distilled_key() -> str:
@@ -123,8 +123,8 @@ def distilled_entry_name() -> str:
 
 
 QAT_BASES = ("distilled, structured", "distilled", "student, structured")
-"""The models the chain fine-tunes with fake quantization: the structured chain's pruned
-student (the chain itself), and, for the ablation, the distilled student without pruning
+"""The models the chain fine-tunes with fake quantization (the structured chain's pruned
+student, the chain itself) and, for the ablation, the distilled student without pruning
 and the pruned student trained without distillation."""
 
 
@@ -230,10 +230,10 @@ SOURCES = {
 """Every trained model the case study converts, by key (all shipped in the model cache)."""
 
 CHAIN_END = "KD+channels+QAT int8"
-"""The end of the chain: teacher -> distilled -> structured pruning -> QAT int8."""
+"""The end of the chain (teacher, distilled, structured pruning, QAT int8)."""
 
 CHAIN_END_UNSTRUCTURED = "KD+sparse75+PTQ int8"
-"""The end of the unstructured chain: teacher -> distilled -> 75 % sparse -> int8 after training."""
+"""The end of the unstructured chain (teacher, distilled, 75 % sparse, int8 after training)."""
 
 TEACHER = "teacher f32"
 """The baseline every variant is compared with."""
@@ -260,10 +260,11 @@ VARIANTS = (
     Variant("student channels f32", "student, structured", "float32", "chapters", ("pruning",)),
     Variant("logit-matching KD f32", "student, logits", "float32", "chapters", ("distillation",)),
 )
-"""Every variant of the case study, in table order: the chain (structured and
-unstructured), the ablation's variants (each a chain with one step removed or replaced),
-and the other chapters' variants (the student trained alone, quantized, pruned; the
-article's logit-matching distillation)."""
+"""Every variant of the case study in table order.
+
+The chain, structured and unstructured; the ablation's variants, each a chain with one
+step removed or replaced; and the other chapters' variants (the student trained alone,
+quantized, pruned; the article's logit-matching distillation)."""
 
 ABLATIONS = {
     "structured": {"full chain": CHAIN_END, "distillation": "channels+QAT int8", "pruning": "KD+QAT int8",
@@ -271,11 +272,12 @@ ABLATIONS = {
     "unstructured": {"full chain": CHAIN_END_UNSTRUCTURED, "distillation": "sparse75+PTQ int8",
                      "pruning": "KD+PTQ int8", "quantization": "KD+sparse75 f32"},
 }
-"""For each chain: its full variant, and for each step the variant without that step (for
-``"QAT (PTQ instead)"``: with post-training quantization in place of QAT)."""
+"""For each chain its full variant, and for each step the variant without that step.
+
+For ``"QAT (PTQ instead)"`` the variant has post-training quantization in place of QAT."""
 
 QUICK = (TEACHER, "KD f32", "KD+channels f32", CHAIN_END, "KD+channels+PTQ int8")
-"""The cheapest useful subset: the structured chain, step by step (and its end converted
+"""The cheapest useful subset, the structured chain step by step (and its end converted
 after training, which is what is rebuilt at 224 px)."""
 
 AT_224 = (TEACHER, "KD f32", "KD+channels f32", "KD+channels+PTQ int8", CHAIN_END_UNSTRUCTURED)
@@ -585,7 +587,9 @@ first four). The pruning row's 10x is what 90 % pruning would give if zeros cost
 the energy ratio's 0.1 is written as 10 %."""
 
 CLAIM_VERDICTS = ("met", "not met", "not distinguishable from the claim", "not measurable here")
-"""The verdicts :func:`claim_verdict` gives."""
+"""The verdicts that claim_verdict gives.
+
+See :func:`claim_verdict`."""
 
 
 def claim_verdict(achieved, claimed: float, rule: str, *, low=None, high=None, significant_loss: bool = False) -> str:
