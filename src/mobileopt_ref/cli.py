@@ -7,6 +7,8 @@ Usage::
     mobileopt retrain-check [name ...]                  # retrain, compare with shipped weights
     mobileopt inspect MODEL.tflite [--inputs X.npy] ... # the book's measurements on any model
     mobileopt set-repository https://github.com/O/R     # the book's URL: launch buttons, Colab
+    mobileopt case-study [--out DIR] [--threads N] ...  # the whole chain measured, the article judged
+    mobileopt report RECORDS.json [--format terminal]   # render a saved case-study table
 """
 
 from __future__ import annotations
@@ -275,6 +277,104 @@ def _set_repository(args) -> int:
     return 0
 
 
+def _variant_names(args):
+    from mobileopt_ref import casestudy  # noqa: PLC0415
+
+    if args.quick and args.variants:
+        raise SystemExit("error: give --quick or --variants, not both")
+    if args.quick:
+        return list(casestudy.QUICK)
+    if args.variants is None:
+        return None
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    known = [v.name for v in casestudy.VARIANTS]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise SystemExit(f"error: unknown variant {unknown[0] if unknown else args.variants!r}; "
+                         f"choose from: {', '.join(known)}")
+    if casestudy.TEACHER not in names:
+        names.insert(0, casestudy.TEACHER)  # every comparison is against the teacher
+    return names
+
+
+def _print_tables(records, meta, fmt: str, records_224=None) -> None:
+    from mobileopt_ref import casestudy  # noqa: PLC0415
+
+    baseline = meta.get("baseline") if meta.get("baseline") in {r.name for r in records} else records[0].name
+    tables = [(f"Every variant against {baseline}" + (f" ({meta['note']})" if meta.get("note") else ""),
+               casestudy.table_rows(records, baseline))]
+    if records_224:
+        tables.append(("The chain at 224 px (accuracy measured at 32 px, the book's resolution)",
+                       casestudy.table_rows(records_224, baseline)))
+    if meta.get("claims"):
+        checks = [casestudy.ClaimCheck.from_dict(c) for c in meta["claims"]]
+        tables.append(("The article's case study beside ours", casestudy.claim_rows(checks)))
+    rows = casestudy.ablation(records)
+    if rows:
+        tables.append(("Ablation: each step removed in turn (ratios without / with the step)",
+                       casestudy.ablation_rows(rows)))
+    if fmt == "markdown":
+        for title, (header, body) in tables:
+            print(f"## {title}\n\n{casestudy.markdown(header, body)}\n")
+        return
+    from rich.console import Console  # noqa: PLC0415
+
+    console = Console(width=max(160, Console().width))
+    for title, (header, body) in tables:
+        console.print(casestudy.rich_table(header, body, title=title))
+
+
+def _case_study(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from mobileopt_ref import casestudy, env  # noqa: PLC0415
+
+    names = _variant_names(args)
+    if args.rounds > args.runs:
+        raise SystemExit(f"error: --rounds ({args.rounds}) cannot exceed --runs ({args.runs})")
+    card = env.setup(threads=args.threads, figures=False)
+    total = casestudy.run_steps(names or [v.name for v in casestudy.VARIANTS], not args.no_224)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("case study", total=total)
+
+        def progress(step):
+            bar.update(task, advance=1, description=step[:60])
+
+        try:
+            study = casestudy.run(names, num_threads=args.threads, num_runs=args.runs, rounds=args.rounds,
+                                  n_test=args.test_images, at_224=not args.no_224, runs_224=args.runs_224,
+                                  rss=not args.no_rss, progress=progress)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    written = study.write(args.out, card)
+    _print_tables(study.records, study.meta(), args.format, study.records_224)
+    for path in written:
+        print(f"written: {path}", file=sys.stderr)
+    return 0
+
+
+def _report(args) -> int:
+    from mobileopt_ref import report  # noqa: PLC0415
+
+    try:
+        records, meta = report.load_records(args.records)
+    except FileNotFoundError:
+        print(f"error: no records file at {args.records} (write one with mobileopt case-study --out DIR)",
+              file=sys.stderr)
+        return 2
+    except report.RecordsFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        _print_tables(records, meta, args.format)
+    except (KeyError, TypeError, ValueError) as err:
+        print(f"error: {args.records}: its meta data do not fit the case study's tables: {err!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -323,6 +423,29 @@ def main(argv=None) -> int:
     p = sub.add_parser("set-repository", help="store the book's GitHub URL (launch buttons, Colab set-up cells)")
     p.add_argument("url", help="https://github.com/OWNER/REPO")
     p.set_defaults(func=_set_repository)
+    p = sub.add_parser("case-study", help="the book's whole chain measured end to end, the article's claims judged",
+                       description="Converts every variant of the case study from the model cache (nothing is "
+                                   "trained), measures accuracy, sizes, latency side by side, arenas, process memory "
+                                   "and modelled energy, judges the article's claims, writes records.json and the "
+                                   "Pareto figure into --out, and prints the tables.")
+    p.add_argument("--out", default="casestudy-out", help="folder for records.json, records-224.json and the figures "
+                                                          "(default casestudy-out)")
+    p.add_argument("--threads", type=_positive, default=2, help="interpreter threads (default 2)")
+    p.add_argument("--runs", type=_positive, default=200, help="timed invokes per variant at 32 px (default 200)")
+    p.add_argument("--rounds", type=_positive, default=10, help="interleaved rounds (default 10, at most --runs)")
+    p.add_argument("--runs-224", type=_positive, default=30, help="timed invokes per variant at 224 px (default 30)")
+    p.add_argument("--test-images", type=_positive, default=2000, help="test images for accuracy (default 2000)")
+    p.add_argument("--variants", help="comma-separated variant names (default: all; the teacher is always added)")
+    p.add_argument("--quick", action="store_true", help="only the structured chain, step by step")
+    p.add_argument("--no-224", action="store_true", help="skip the chain rebuilt at 224 px")
+    p.add_argument("--no-rss", action="store_true", help="skip the fresh-process memory (one process per variant)")
+    p.add_argument("--format", choices=("markdown", "terminal"), default="terminal", help="how to print the tables")
+    p.set_defaults(func=_case_study)
+    p = sub.add_parser("report", help="render a records file written by mobileopt case-study")
+    p.add_argument("records", help="a records JSON file (records.json or records-224.json)")
+    p.add_argument("--format", choices=("markdown", "terminal"), default="markdown",
+                   help="markdown (default) or a terminal table")
+    p.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -228,3 +229,185 @@ def to_markdown(records: list, baseline=None, extra_columns: dict | None = None)
                     cells.append("n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Records as JSON: what ``mobileopt case-study`` writes and ``mobileopt report`` reads
+# ---------------------------------------------------------------------------------------
+
+RECORDS_SCHEMA = "mobileopt-records"
+"""The ``schema`` field of a records file."""
+
+RECORDS_VERSION = 1
+"""The ``version`` field of the records files this library writes and reads."""
+
+
+class RecordsFileError(ValueError):
+    """A records file that is not JSON, or not in the records schema (the message says where)."""
+
+
+def _plain(value):
+    """``value`` with numpy scalars and arrays turned into JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def record_to_dict(record: VariantRecord) -> dict:
+    """One record as plain JSON data: every field but the ``.tflite`` bytes.
+
+    The latency keeps its raw samples and round sizes (so speed-up intervals can be
+    recomputed), the per-image results a string of ``0`` and ``1`` (so McNemar tests can).
+    """
+    latency = None
+    if record.latency is not None:
+        latency = {"samples_ms": [float(x) for x in record.latency.samples_ms],
+                   "round_sizes": None if record.latency.round_sizes is None else
+                   [int(n) for n in record.latency.round_sizes]}
+    correct = None if record.correct is None else "".join("1" if c else "0" for c in np.asarray(record.correct))
+    return {"name": record.name, "size_bytes": int(record.size_bytes), "gzip_bytes": int(record.gzip_bytes),
+            "accuracy": float(record.accuracy), "params": None if record.params is None else int(record.params),
+            "arena_bytes": None if record.arena_bytes is None else int(record.arena_bytes),
+            "energy_mj": None if record.energy_mj is None else float(record.energy_mj),
+            "extra": _plain(record.extra), "latency": latency, "correct": correct}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def record_from_dict(d, where: str = "record") -> VariantRecord:
+    """The inverse of :func:`record_to_dict` (``tflite`` is empty: files do not hold models).
+
+    Raises:
+        RecordsFileError: for a field missing, of the wrong type or out of range, named
+            with ``where``.
+    """
+    def bad(field, wanted):
+        got = d.get(field, "<missing>") if isinstance(d, dict) else d
+        raise RecordsFileError(f"{where}: {field} must be {wanted}, got {str(got)[:80]!r}")
+
+    if not isinstance(d, dict):
+        raise RecordsFileError(f"{where} must be an object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {"name", "size_bytes", "gzip_bytes", "accuracy", "params", "arena_bytes",
+                               "energy_mj", "extra", "latency", "correct"})
+    if unknown:
+        raise RecordsFileError(f"{where}: unknown field {unknown[0]!r}")
+    if not isinstance(d.get("name"), str) or not d["name"].strip():
+        bad("name", "a non-empty string")
+    for field in ("size_bytes", "gzip_bytes"):
+        if not _count(d.get(field)):
+            bad(field, "a non-negative integer")
+    if not _number(d.get("accuracy")) or not 0 <= d["accuracy"] <= 1:
+        bad("accuracy", "a number in [0, 1]")
+    for field in ("params", "arena_bytes"):
+        if d.get(field) is not None and not _count(d[field]):
+            bad(field, "a non-negative integer or null")
+    if d.get("energy_mj") is not None and (not _number(d["energy_mj"]) or d["energy_mj"] < 0):
+        bad("energy_mj", "a non-negative number or null")
+    if not isinstance(d.get("extra", {}), dict):
+        bad("extra", "an object")
+    latency = d.get("latency")
+    stats_ = None
+    if latency is not None:
+        if not isinstance(latency, dict) or not isinstance(latency.get("samples_ms"), list) \
+                or not latency["samples_ms"] or not all(_number(x) and x >= 0 for x in latency["samples_ms"]):
+            bad("latency", "null or {samples_ms: non-empty list of times in ms, round_sizes}")
+        sizes = latency.get("round_sizes")
+        if sizes is not None and (not isinstance(sizes, list) or not all(_count(n) and n > 0 for n in sizes)
+                                  or sum(sizes) != len(latency["samples_ms"])):
+            bad("latency", "round_sizes of positive integers summing to the number of samples")
+        stats_ = compute.latency_stats(latency["samples_ms"], sizes)
+    correct = d.get("correct")
+    if correct is not None:
+        if not isinstance(correct, str) or set(correct) - {"0", "1"}:
+            bad("correct", "null or a string of 0 and 1, one per image")
+        correct = np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
+    return VariantRecord(name=d["name"], tflite=b"", size_bytes=d["size_bytes"], gzip_bytes=d["gzip_bytes"],
+                         accuracy=float(d["accuracy"]), latency=stats_, params=d.get("params"),
+                         arena_bytes=d.get("arena_bytes"), energy_mj=d.get("energy_mj"),
+                         extra=dict(d.get("extra") or {}), correct=correct)
+
+
+def records_to_json(records: list, meta: dict | None = None) -> str:
+    """Records (and any plain ``meta`` data beside them) as a JSON document.
+
+    ``{"schema": "mobileopt-records", "version": 1, "meta": {...}, "records": [...]}``,
+    each record as :func:`record_to_dict` gives it.
+
+    Raises:
+        ValueError: for no records, or two with one name.
+    """
+    if not records:
+        raise ValueError("records_to_json needs at least one record")
+    names = [r.name for r in records]
+    if len(set(names)) != len(names):
+        raise ValueError(f"record names must be unique, got {names}")
+    return json.dumps({"schema": RECORDS_SCHEMA, "version": RECORDS_VERSION, "meta": _plain(meta or {}),
+                       "records": [record_to_dict(r) for r in records]}, indent=1, ensure_ascii=False)
+
+
+def records_from_json(text: str) -> tuple:
+    """The inverse of :func:`records_to_json`: ``(records, meta)``.
+
+    Raises:
+        RecordsFileError: for text that is not JSON, another schema or version, no
+            records, a malformed record (which one, which field) or duplicate names.
+    """
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise RecordsFileError(f"not JSON: {err}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != RECORDS_SCHEMA:
+        raise RecordsFileError(f"not a records file: expected an object with \"schema\": \"{RECORDS_SCHEMA}\" "
+                               "(as mobileopt case-study writes)")
+    if doc.get("version") != RECORDS_VERSION:
+        raise RecordsFileError(f"records version {doc.get('version')!r} is not supported (this library reads "
+                               f"version {RECORDS_VERSION})")
+    if not isinstance(doc.get("meta", {}), dict):
+        raise RecordsFileError("meta must be an object")
+    items = doc.get("records")
+    if not isinstance(items, list) or not items:
+        raise RecordsFileError("records must be a non-empty list")
+    records = [record_from_dict(d, f"record {i + 1}") for i, d in enumerate(items)]
+    names = [r.name for r in records]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RecordsFileError(f"two records are called {dup[0]!r}")
+    return records, dict(doc.get("meta") or {})
+
+
+def load_records(path) -> tuple:
+    """Reads a records file: ``(records, meta)``.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        RecordsFileError: if it is not UTF-8 text or not a records file (see :func:`records_from_json`).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except IsADirectoryError:
+        raise RecordsFileError(f"{path} is a folder, not a records file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordsFileError(f"{path} is not a text file (not UTF-8), so not JSON") from None
+    try:
+        return records_from_json(text)
+    except RecordsFileError as err:
+        raise RecordsFileError(f"{path}: {err}") from None
