@@ -310,3 +310,23 @@ def test_conversion_key_follows_the_weights(small_cnn):
     finally:
         small_cnn.set_weights(weights)
     assert litert.conversion_key(small_cnn, "float32") == key
+
+
+def test_select_signature_keeps_weights_stored_after_the_flatbuffer():
+    """LiteRT Quantizer writes weights after the flatbuffer (buffer offset and size); the
+    selected signature's file must carry them, not point past its own end."""
+    from mobileopt_ref import llm
+
+    # The small GPT's shape (untrained): a model this size gets offset buffers, a tiny one not.
+    quantized = llm.quantize(llm.export_tflite(llm.GPT(llm.GPT_SMALL.model)), "int4_block32")
+    flat = litert._parse(quantized)
+    assert any(b is not None and getattr(b, "offset", 0) > 1 for b in flat.buffers), \
+        "the quantizer no longer stores data after the flatbuffer: this test checks nothing"
+    for key in litert.signatures(quantized):
+        one = litert.select_signature(quantized, key)
+        graph = litert.read_graph(one)
+        assert any(t.dtype_name.lower() == "int4" for t in graph.tensors)
+        interpreter = litert.make_interpreter(one, num_threads=1)
+        for detail in interpreter.get_input_details():  # token 0 at position 0, empty caches
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()

@@ -22,7 +22,7 @@ claims are set beside the measured or modelled figures with a computed verdict
 (:func:`judge_claims`); :func:`ablation` removes each step of the chain in turn;
 :func:`pareto_front` finds the variants no other beats on accuracy, size and latency.
 
-Explained in notebooks/09_case_study.ipynb; run from the command line with
+Run from the command line with
 ``mobileopt case-study``.
 """
 

@@ -572,6 +572,12 @@ def select_signature(model, key: str) -> bytes:
     for entry in flat.metadata or []:
         entry.buffer = renumber[entry.buffer]
     flat.buffers = [flat.buffers[old] for old in kept]
+    for buffer in flat.buffers:
+        # Data stored after the flatbuffer (LiteRT Quantizer writes weights there, found by
+        # offset and size) would point past the end of the new, shorter file: carry it inline.
+        if buffer is not None and getattr(buffer, "offset", 0) > 1:
+            buffer.data = np.frombuffer(content[buffer.offset : buffer.offset + buffer.size], dtype=np.uint8)
+            buffer.offset, buffer.size = 0, 0
     flat.subgraphs = [subgraph]
     signature.subgraphIndex = 0
     flat.signatureDefs = [signature]
