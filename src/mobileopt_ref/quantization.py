@@ -464,8 +464,11 @@ def requantize(acc, real_multiplier, output_zero_point, activation_range, *, rou
     - ``"fp32"``: XNNPACK's, ``lrintf(float32(acc) * float32(M))``, rounding halves to
       even in single precision.
 
-    The two agree except where ``acc * M`` lies within float32 rounding of a half-way
-    point: there they differ by one.
+    The two agree except near a half-way point of ``acc * M``, where they may differ by
+    one. The fp32 path errs only within float32 rounding of it; the fixed-point path rounds
+    twice (the rounding doubling high multiply, then the rounding right shift), so it can
+    part from exact rounding at a wider distance from the half-way point. The quantization
+    chapter measures how far on its own layers.
 
     Args:
         acc: int32 accumulators, channels last.
