@@ -110,3 +110,77 @@ def test_real_dataset_offline_fails_with_a_message_naming_the_default():
     # the reader must be told about the offline default.
     with pytest.raises(RuntimeError, match="load_dataset\\('patterns'\\)"):
         data.load_dataset("tf_flowers", 64)
+
+
+# --- the handwritten digits (scikit-learn's bundled copy, offline) -------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits", 32)
+
+
+def test_digits_splits_are_disjoint_stratified_and_hold_every_image_once(digits):
+    from sklearn.datasets import load_digits
+
+    total = load_digits().target.size
+    splits = (digits.train, digits.validation, digits.test)
+    assert sum(len(s) for s in splits) == total
+    for s in splits:
+        assert s.images.shape == (len(s), 32, 32, 3) and s.images.dtype == np.uint8
+        assert s.labels.dtype == np.int64
+        assert set(np.unique(s.labels)) == set(range(10))
+    # Every class is cut 70/10/20 % (within one image of rounding).
+    counts = np.bincount(np.concatenate([s.labels for s in splits]), minlength=10)
+    for split, s in zip(data.DIGITS_SPLIT, splits):
+        share = np.bincount(s.labels, minlength=10) / counts
+        assert np.all(np.abs(share - data.DIGITS_SPLIT[split]) <= 1 / counts + 1e-12)
+    # Disjoint and complete: the images of the three splits are the whole set, as a multiset.
+    everything = np.concatenate([s.images for s in splits]).reshape(total, -1)
+    grey = np.rint(data.resize_bilinear(load_digits().images * (255 / 16), 32)).astype(np.uint8)
+    source = np.repeat(grey[..., None], 3, axis=-1)
+
+    def rows(a):
+        return np.sort(np.ascontiguousarray(a.reshape(total, -1)).view(np.dtype((np.void, 32 * 32 * 3))).ravel())
+
+    assert np.array_equal(rows(everything), rows(source))
+    assert digits.class_names == data.DIGIT_CLASS_NAMES and digits.name == "digits"
+
+
+def test_digits_keep_the_source_grey_levels_and_are_grey(digits):
+    x = digits.test.images
+    assert np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2])
+    assert x.min() == 0 and x.max() == 255
+
+
+def test_digits_same_seed_same_bytes_other_seed_other_split():
+    a, b = data.load_digits(32, seed=3), data.load_digits(32, seed=3)
+    c = data.load_digits(32, seed=4)
+    assert np.array_equal(a.train.images, b.train.images)
+    assert np.array_equal(a.test.labels, b.test.labels)
+    assert not np.array_equal(a.test.images, c.test.images)
+
+
+def test_digits_caps_and_bad_input():
+    ds = data.load_dataset("digits", 48, n_train=100, n_validation=10, n_test=50)
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (100, 10, 50)
+    assert ds.test.images.shape[1:] == (48, 48, 3)
+    with pytest.raises(ValueError, match="only apply to the 'patterns' dataset"):
+        data.load_dataset("digits", 32, mix_max=0.2)
+    with pytest.raises(ValueError, match=r"resolution must be in \[32, 224\]"):
+        data.load_digits(8)
+
+
+def test_bilinear_resize_matches_tensorflow_and_keeps_constants():
+    from mobileopt_ref._keras import tf
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 16, size=(3, 8, 8))
+    for r in (8, 13, 32, 64):
+        ours = data.resize_bilinear(img, r)
+        theirs = tf.image.resize(img[..., None], (r, r), method="bilinear").numpy()[..., 0]
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(data.resize_bilinear(np.full((1, 8, 8), 7.0), 32), 7.0)
+    np.testing.assert_allclose(data.resize_bilinear(img, 8), img, atol=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(count, n, n\)"):
+        data.resize_bilinear(np.zeros((8, 8)), 32)

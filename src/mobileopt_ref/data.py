@@ -1,4 +1,4 @@
-"""Offline image data: procedurally generated pattern images, and one real dataset.
+"""Offline image data: procedurally generated pattern images, handwritten digits, and one online dataset.
 
 The book must run with no network, so its default dataset is drawn by code. Each of the
 ten classes is a family of textures (stripes, rings, a checkerboard, ...) with random
@@ -18,6 +18,10 @@ are defined on the square ``[-1, 1]^2``, so the same seed at another resolution 
 the same scenes more or less finely.
 
 Explained in notebooks/00_baseline.ipynb.
+
+The second offline dataset is real: the 1,797 handwritten digits that ship inside
+scikit-learn (:func:`load_digits`), upsampled to the book's input size. ``tf_flowers``
+(:func:`load_tf_flowers`) is for readers who are online.
 
 Example:
     >>> from mobileopt_ref import data
@@ -50,8 +54,15 @@ CLASS_NAMES = (
 NUM_CLASSES = len(CLASS_NAMES)
 MIN_RESOLUTION = 32
 MAX_RESOLUTION = 224
-DATASET_NAMES = ("patterns", "tf_flowers")
-"""Datasets :func:`load_dataset` knows. ``patterns`` is the offline default."""
+DATASET_NAMES = ("patterns", "digits", "tf_flowers")
+"""Datasets :func:`load_dataset` knows. ``patterns`` is the offline default; ``digits``
+is real and offline; ``tf_flowers`` needs a network connection."""
+
+DIGIT_CLASS_NAMES = tuple(str(d) for d in range(10))
+"""Names of the ten digit classes, indexed by label."""
+
+DIGITS_SPLIT = {"train": 0.7, "validation": 0.1, "test": 0.2}
+"""Share of each digit class that goes to each split of :func:`load_digits`."""
 
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 # Images are rendered in chunks so that memory stays bounded at 224 px; the chunk size
@@ -378,13 +389,15 @@ def load_dataset(
     """Loads a dataset with train, validation and test splits.
 
     ``"patterns"`` (the default) is generated here, offline, by
-    :func:`generate_patterns`. ``"tf_flowers"`` needs tensorflow-datasets and a
-    network connection; see :func:`load_tf_flowers`.
+    :func:`generate_patterns`. ``"digits"`` is scikit-learn's bundled handwritten
+    digits, offline; see :func:`load_digits`. ``"tf_flowers"`` needs
+    tensorflow-datasets and a network connection; see :func:`load_tf_flowers`.
 
     Args:
         name: one of :data:`DATASET_NAMES`.
         resolution: image side in pixels, 32 to 224.
-        n_train, n_validation, n_test: split sizes (positive integers).
+        n_train, n_validation, n_test: split sizes (positive integers); for the real
+            datasets, caps on the fixed splits.
         seed: the dataset seed.
         **pattern_kwargs: ``mix_max`` and ``noise_max`` for ``"patterns"``.
 
@@ -405,11 +418,106 @@ def load_dataset(
     }
     if name == "tf_flowers":
         return load_tf_flowers(resolution, seed=seed, sizes=sizes)
+    if name == "digits":
+        if pattern_kwargs:
+            raise ValueError(
+                f"{', '.join(sorted(pattern_kwargs))} only apply to the 'patterns' dataset"
+            )
+        return load_digits(resolution, seed=seed, sizes=sizes)
     splits = {
         split: Split(*generate_patterns(size, resolution, seed, split=split, **pattern_kwargs))
         for split, size in sizes.items()
     }
     return Dataset(name, resolution, CLASS_NAMES, seed=seed, **splits)
+
+
+def resize_bilinear(images, resolution: int) -> np.ndarray:
+    """Resizes square images with bilinear interpolation (half-pixel centres).
+
+    Output pixel ``i`` samples the input at ``x = (i + 0.5) * n / resolution - 0.5``,
+    clamped to ``[0, n - 1]``, and mixes its two neighbours linearly, in rows and then in
+    columns: ``out = R @ image @ R.T`` with the ``(resolution, n)`` interpolation matrix
+    ``R``. This is the sampling of ``tf.image.resize(..., "bilinear")``; done in float64
+    numpy, the result is the same on every CPU.
+
+    Args:
+        images: array of shape ``(count, n, n)``, any real dtype.
+        resolution: output side in pixels (positive).
+
+    Returns:
+        ``float64`` array of shape ``(count, resolution, resolution)``.
+
+    Raises:
+        ValueError: if ``images`` is not a stack of square images or ``resolution`` is
+            not a positive integer.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] == 0:
+        raise ValueError(f"images must have shape (count, n, n), got {images.shape}")
+    resolution = _check_count("resolution", resolution)
+    n = images.shape[1]
+    x = np.clip((np.arange(resolution) + 0.5) * n / resolution - 0.5, 0, n - 1)
+    lo = np.floor(x).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = x - lo
+    interp = np.zeros((resolution, n))
+    interp[np.arange(resolution), lo] += 1 - frac
+    interp[np.arange(resolution), hi] += frac
+    return np.einsum("ri,kij,sj->krs", interp, images, interp)
+
+
+def load_digits(resolution: int = 32, *, seed: int = 0, sizes: dict | None = None) -> Dataset:
+    """Loads the handwritten digits that ship with scikit-learn, offline.
+
+    ``sklearn.datasets.load_digits``: 1,797 images of the digits 0-9, each 8 x 8 pixels
+    with 17 grey levels (0-16), from the UCI "Optical Recognition of Handwritten Digits"
+    set (43 writers); the data file is inside the scikit-learn wheel, so nothing is
+    downloaded. Each image is scaled to 0-255, upsampled to ``resolution`` with
+    :func:`resize_bilinear`, rounded to ``uint8`` and repeated on three channels (white
+    strokes on black, as in the source). Each class is shuffled with ``seed`` and cut
+    :data:`DIGITS_SPLIT` (70/10/20 %), so every split has every digit in proportion;
+    the splits are disjoint and together hold every image once.
+
+    Args:
+        resolution: image side in pixels, 32 to 224.
+        seed: the shuffling seed of the split.
+        sizes: optional caps ``{"train": n, "validation": n, "test": n}`` on the split
+            sizes, as in :func:`load_dataset`.
+
+    Returns:
+        A :class:`Dataset` named ``"digits"`` with class names ``"0"`` to ``"9"``.
+
+    Raises:
+        ValueError: for a bad resolution.
+        RuntimeError: if scikit-learn is not installed (it is a dependency of the book).
+    """
+    resolution = check_resolution(resolution)
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits  # noqa: PLC0415
+    except ImportError as err:
+        raise RuntimeError(
+            "the digits dataset ships inside scikit-learn, a dependency of mobileopt-ref: "
+            "pip install scikit-learn (no download is needed after that)"
+        ) from err
+    raw = sk_load_digits()
+    grey = np.clip(np.rint(resize_bilinear(raw.images * (255.0 / 16.0), resolution)), 0, 255)
+    images = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)
+    labels = np.asarray(raw.target, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    parts = {split: [] for split in DIGITS_SPLIT}
+    for label in range(len(DIGIT_CLASS_NAMES)):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        cut1 = round(DIGITS_SPLIT["train"] * len(idx))
+        cut2 = cut1 + round(DIGITS_SPLIT["validation"] * len(idx))
+        for split, chunk in zip(parts, (idx[:cut1], idx[cut1:cut2], idx[cut2:])):
+            parts[split].append(chunk)
+    splits = {}
+    for split, chunks in parts.items():
+        idx = rng.permutation(np.concatenate(chunks))
+        if sizes is not None:
+            idx = idx[: sizes[split]]
+        splits[split] = Split(images[idx], labels[idx])
+    return Dataset("digits", resolution, DIGIT_CLASS_NAMES, seed=seed, **splits)
 
 
 def load_tf_flowers(resolution: int = 224, *, seed: int = 0, sizes: dict | None = None) -> Dataset:
