@@ -67,6 +67,7 @@ def test_key_depends_on_training_fields_only():
     assert a.key() != models.TrainConfig(seed=1).key()
     assert a.key() != models.TrainConfig(threads=1).key()
     assert a.key() != models.TrainConfig(ramp_epochs=0).key()
+    assert a.key() != models.TrainConfig(dataset="digits").key()
 
 
 def _damage(entry, how):
@@ -141,6 +142,7 @@ def test_resolutions_mobilenet_v2_cannot_take_are_refused(resolution):
         ("learning_rate", 0.0, "learning_rate must be positive"),
         ("alpha", 0.6, "alpha must be one of"),
         ("resolution", 16, "resolution must be in"),
+        ("dataset", "tf_flowers", "dataset must be one of patterns, digits"),
     ],
 )
 def test_bad_train_configs_are_refused(field, value, message):
@@ -203,3 +205,72 @@ def test_the_readme_names_every_cpu_the_shipped_entries_were_made_on():
     for cpu in cpus:
         short = " ".join(re.sub(r"\((R|TM)\)", "", cpu).split()[:2])  # "Intel Xeon", "AMD EPYC"
         assert short in readme.read_text(), f"README does not say that entries were made on {cpu}"
+
+
+# --- training on the digits ------------------------------------------------------------
+
+
+def test_pattern_training_images_are_the_generated_ones():
+    from mobileopt_ref import data
+
+    config = models.TrainConfig(mix_max=0.4, noise_max=0.2)
+    x, y = models.training_images(config, 3, 50, level=0.5)
+    gx, gy = data.generate_patterns(50, 32, 0, split="train", epoch=3, mix_max=0.2, noise_max=0.1)
+    assert np.array_equal(x, gx) and np.array_equal(y, gy)
+    vx, vy = models.evaluation_images(config, "test", 20)
+    gx, gy = data.generate_patterns(20, 32, 0, split="test", mix_max=0.4, noise_max=0.2)
+    assert np.array_equal(vx, gx) and np.array_equal(vy, gy)
+
+
+def test_digit_training_images_are_shifted_copies_of_the_training_split():
+    from mobileopt_ref import data
+
+    config = models.TrainConfig(dataset="digits")
+    train = data.load_digits(32, seed=0).train
+    x, y = models.training_images(config, 0, 2 * len(train) + 10)
+    again, _ = models.training_images(config, 0, 2 * len(train) + 10)
+    other, _ = models.training_images(config, 1, 2 * len(train) + 10)
+    assert np.array_equal(x, again) and not np.array_equal(x, other)
+    assert x.dtype == np.uint8 and x.shape == (2 * len(train) + 10, 32, 32, 3)
+    # Each full pass holds every training label exactly as often as the split does.
+    assert np.array_equal(np.bincount(y[: len(train)], minlength=10), np.bincount(train.labels, minlength=10))
+    # Every image is one of the split's images moved by at most 3 px (zeros fill the border).
+    limit = round(models.DIGITS_MAX_SHIFT * 32)
+    for image, label in zip(x[:40], y[:40]):
+        found = False
+        for source in train.images[train.labels == label]:
+            for dy in range(-limit, limit + 1):
+                for dx in range(-limit, limit + 1):
+                    if np.array_equal(models._shift(source[None], np.array([[dy, dx]]))[0], image):
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                break
+        assert found
+
+
+def test_digit_evaluation_images_are_the_fixed_splits():
+    from mobileopt_ref import data
+
+    config = models.TrainConfig(dataset="digits")
+    ds = data.load_digits(32, seed=0)
+    x, y = models.evaluation_images(config, "test")
+    assert np.array_equal(x, ds.test.images) and np.array_equal(y, ds.test.labels)
+    x, y = models.evaluation_images(config, "validation", 7)
+    assert np.array_equal(y, ds.validation.labels[:7])
+    with pytest.raises(ValueError, match="split must be 'validation' or 'test'"):
+        models.evaluation_images(config, "train")
+
+
+def test_a_model_trains_on_the_digits_and_validates_on_their_split():
+    config = models.TrainConfig(dataset="digits", epochs=1, images_per_epoch=128, batch_size=32, name="tiny-digits")
+    model, record = models.train(config, verbose=False)
+    assert record["key"] == config.key() and len(record["history"]["val_accuracy"]) == 1
+    # Validated on the digits' own validation split: the accuracy is a multiple of 1/n.
+    from mobileopt_ref import data
+
+    n = len(data.load_digits(32).validation)
+    correct = record["history"]["val_accuracy"][0] * n
+    assert abs(correct - round(correct)) < 1e-3

@@ -129,6 +129,13 @@ def build_mobilenet_v2(
     return model
 
 
+TRAINING_DATASETS = ("patterns", "digits")
+"""Datasets a :class:`TrainConfig` can train on (both offline)."""
+
+DIGITS_MAX_SHIFT = 3 / 32
+"""Largest random shift of a training digit, as a share of the image side (3 px at 32 px)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a trained model, and so its cache key.
@@ -152,6 +159,10 @@ class TrainConfig:
             for a long time on the hardest images; easy ones first get it going.
         threads: TensorFlow thread count; results are bit-identical only for equal counts.
         name: a label for people; not part of what is trained.
+        dataset: ``"patterns"`` (generated, the book's default) or ``"digits"``
+            (scikit-learn's handwritten digits, see :func:`training_images`). For
+            ``"digits"`` the curriculum and the pattern knobs (``mix_max``,
+            ``noise_max``, ``ramp_epochs``, ``n_validation``) do not apply.
     """
 
     alpha: float = STUDENT_ALPHA
@@ -169,9 +180,15 @@ class TrainConfig:
     ramp_epochs: int = 10
     threads: int = env.DEFAULT_THREADS
     name: str = "model"
+    dataset: str = "patterns"
 
     def __post_init__(self):
         check_alpha(self.alpha)
+        if self.dataset not in TRAINING_DATASETS:
+            raise ValueError(
+                f"dataset must be one of {', '.join(TRAINING_DATASETS)} (the offline datasets), "
+                f"got {self.dataset!r}"
+            )
         data.check_resolution(self.resolution)
         if isinstance(self.ramp_epochs, bool) or not isinstance(self.ramp_epochs, int) or self.ramp_epochs < 0:
             raise ValueError(f"ramp_epochs must be a non-negative integer, got {self.ramp_epochs!r}")
@@ -186,6 +203,8 @@ class TrainConfig:
         """Returns the cache key: SHA-256 of the canonical JSON of the config."""
         fields = dataclasses.asdict(self)
         fields.pop("name")
+        if fields["dataset"] == "patterns":
+            fields.pop("dataset")  # the keys of every model trained before the field existed
         fields["recipe_version"] = RECIPE_VERSION
         blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -231,6 +250,82 @@ class _EpochLog(keras.callbacks.Callback):
         )
 
 
+def _shift(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Moves each image by ``(dy, dx)`` pixels, filling the uncovered border with zeros."""
+    out = np.zeros_like(images)
+    side = images.shape[1]
+    for i, (dy, dx) in enumerate(shifts):
+        out[i, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)] = images[
+            i, max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)
+        ]
+    return out
+
+
+def training_images(config: TrainConfig, epoch: int, n: int, *, level: float = 1.0) -> tuple:
+    """The ``n`` training images of one epoch of ``config``'s dataset.
+
+    ``"patterns"``: ``n`` freshly generated images of the epoch, with the distractor and
+    noise levels scaled by ``level`` (the curriculum). ``"digits"``: the digits training
+    split (:func:`mobileopt_ref.data.load_digits`) shuffled once per pass, as many passes
+    as ``n`` needs, each image moved by a random whole-pixel shift of up to
+    :data:`DIGITS_MAX_SHIFT` of the side in each direction (zeros fill the border), so
+    the model sees each real image many times but rarely the same pixels. The same
+    ``(config.data_seed, epoch)`` always gives the same bytes.
+
+    Args:
+        config: the training config (dataset, resolution, data seed, pattern knobs).
+        epoch: the data epoch (non-negative integer).
+        n: images to return (positive integer).
+        level: curriculum level in ``[0, 1]``; ignored for digits.
+
+    Returns:
+        ``(images, labels)``: ``uint8`` ``(n, resolution, resolution, 3)`` and ``int64``
+        ``(n,)``.
+    """
+    if config.dataset == "patterns":
+        return data.generate_patterns(
+            n, config.resolution, config.data_seed, split="train", epoch=epoch,
+            mix_max=level * config.mix_max, noise_max=level * config.noise_max,
+        )
+    train = data.load_digits(config.resolution, seed=config.data_seed).train
+    rng = np.random.default_rng([config.data_seed, epoch, 1])
+    passes = -(-n // len(train))
+    order = np.concatenate([rng.permutation(len(train)) for _ in range(passes)])[:n]
+    limit = round(DIGITS_MAX_SHIFT * config.resolution)
+    shifts = rng.integers(-limit, limit + 1, size=(n, 2))
+    return _shift(train.images[order], shifts), train.labels[order]
+
+
+def evaluation_images(config: TrainConfig, split: str, n: int | None = None) -> tuple:
+    """The validation or test images of ``config``'s dataset.
+
+    ``"patterns"``: ``n`` generated images of the split (``config.n_validation`` by
+    default), at full difficulty. ``"digits"``: the fixed split of
+    :func:`mobileopt_ref.data.load_digits` (1,258 training, 179 validation and 360 test images), its first
+    ``n`` images if ``n`` is given.
+
+    Args:
+        config: the training config.
+        split: ``"validation"`` or ``"test"``.
+        n: image count (positive), or ``None``.
+
+    Returns:
+        ``(images, labels)`` as in :func:`training_images`.
+
+    Raises:
+        ValueError: for another split name.
+    """
+    if split not in ("validation", "test"):
+        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    if config.dataset == "patterns":
+        return data.generate_patterns(
+            config.n_validation if n is None else n, config.resolution, config.data_seed,
+            split=split, mix_max=config.mix_max, noise_max=config.noise_max,
+        )
+    part = getattr(data.load_digits(config.resolution, seed=config.data_seed), split)
+    return part.images[:n], part.labels[:n]
+
+
 def _compile_for(model, config: TrainConfig, learning_rate: float, total_steps: int):
     """Compiles with Adam, cosine-decayed learning rate and cross-entropy on logits.
 
@@ -242,10 +337,7 @@ def _compile_for(model, config: TrainConfig, learning_rate: float, total_steps: 
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    x_val, y_val = data.generate_patterns(
-        config.n_validation, config.resolution, config.data_seed, split="validation",
-        mix_max=config.mix_max, noise_max=config.noise_max,
-    )
+    x_val, y_val = evaluation_images(config, "validation")
     return data.preprocess(x_val), y_val
 
 
@@ -299,15 +391,7 @@ def train(config: TrainConfig, verbose: bool = True, *, wrap=None):
     log = _EpochLog(config.name, config.epochs, started)
     for epoch in range(config.epochs):
         level = min(1.0, (epoch + 1) / (config.ramp_epochs + 1))
-        x, y = data.generate_patterns(
-            steps_per_epoch * config.batch_size,
-            config.resolution,
-            config.data_seed,
-            split="train",
-            epoch=epoch,
-            mix_max=level * config.mix_max,
-            noise_max=level * config.noise_max,
-        )
+        x, y = training_images(config, epoch, steps_per_epoch * config.batch_size, level=level)
         _fit_epoch(fitted, x, y, epoch, config, (x_val, y_val), [log] if verbose else [], history)
     seconds = time.perf_counter() - started
     record = {
@@ -365,19 +449,11 @@ def fine_tune(
     first_epoch = config.epochs if first_epoch is None else first_epoch
     steps_per_epoch = config.images_per_epoch // config.batch_size
     x_val, y_val = _compile_for(model, config, learning_rate, steps_per_epoch * epochs)
-    pattern_kwargs = dict(mix_max=config.mix_max, noise_max=config.noise_max)
     started = time.perf_counter()
     log = _EpochLog(f"{config.name} fine-tune", epochs, started)
     history: dict = {}
     for epoch in range(epochs):
-        x, y = data.generate_patterns(
-            steps_per_epoch * config.batch_size,
-            config.resolution,
-            config.data_seed,
-            split="train",
-            epoch=first_epoch + epoch,
-            **pattern_kwargs,
-        )
+        x, y = training_images(config, first_epoch + epoch, steps_per_epoch * config.batch_size)
         extra = ([log] if verbose else []) + list(callbacks or [])
         _fit_epoch(model, x, y, epoch, config, (x_val, y_val), extra, history)
     history["seconds"] = time.perf_counter() - started
