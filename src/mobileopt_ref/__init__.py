@@ -2,7 +2,7 @@
 
 Import the modules you need; each owns one concept:
 
-- :mod:`mobileopt_ref.data`: the offline pattern dataset (and tf_flowers when online)
+- :mod:`mobileopt_ref.data`: the offline pattern dataset, scikit-learn's handwritten digits (offline) and tf_flowers (online)
 - :mod:`mobileopt_ref.models`: MobileNetV2 teacher and student, training, the model cache
 - :mod:`mobileopt_ref.litert`: conversion to .tflite and running it with LiteRT
 - :mod:`mobileopt_ref.report`: the result record every chapter produces per model variant
