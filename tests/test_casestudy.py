@@ -313,7 +313,8 @@ def test_variant_specs_are_consistent():
     for chain in casestudy.ABLATIONS.values():
         assert set(chain.values()) <= set(names)
     assert set(casestudy.QUICK) <= set(names) and set(casestudy.AT_224) <= set(names)
-    assert casestudy.run_steps(casestudy.QUICK, True) == 2 * 5 + 1 + 2 * 4 + 1 + 1
+    n224 = len(set(casestudy.QUICK) & set(casestudy.AT_224))
+    assert casestudy.run_steps(casestudy.QUICK, True) == 2 * 5 + 1 + 2 * n224 + 1 + 1
     with pytest.raises(ValueError, match="QAT variant"):
         casestudy.build_variants([casestudy.CHAIN_END], resolution=224)
 
@@ -341,3 +342,41 @@ def test_measure_all_on_two_shipped_students():
     assert 0 <= thin.extra["mcnemar_p"] <= 1 and "mcnemar_p" not in kd.extra
     back, _ = report.records_from_json(report.records_to_json(records))
     assert [r.row() for r in back] == [r.row() for r in records]
+
+
+# --- a run again loads no model: aliases of converted sources ----------------------------------
+
+
+def test_alias_keys_follow_every_setting():
+    images = casestudy.calibration_images(8)
+    base = casestudy._alias_key("s", "distilled", "full_int8", images, 32)
+    assert base == casestudy._alias_key("s", "distilled", "full_int8", images.copy(), 32)
+    for other in (casestudy._alias_key("t", "distilled", "full_int8", images, 32),
+                  casestudy._alias_key("s", "student", "full_int8", images, 32),
+                  casestudy._alias_key("s", "distilled", "float32", None, 32),
+                  casestudy._alias_key("s", "distilled", "full_int8", images[:4], 32),
+                  casestudy._alias_key("s", "distilled", "full_int8", images, 224)):
+        assert other != base
+
+
+def test_a_source_converted_once_is_not_loaded_again(monkeypatch):
+    files, params = casestudy.build_variants(["KD f32"])
+    state = casestudy._alias_state(None)
+    alias = casestudy._alias_key(state, "distilled", "float32", None, 32)
+    assert casestudy._read_alias(alias) == (files["KD f32"], params["KD f32"])
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the alias should have spared loading the model")
+
+    monkeypatch.setattr(casestudy, "load_source", no_loading)
+    again, again_params = casestudy.build_variants(["KD f32"])
+    assert again == files and again_params == params
+    # A damaged alias is ignored: the model is loaded and converted again, the alias rewritten.
+    (casestudy._alias_folder(alias) / "alias.json").write_text("{not json", encoding="utf-8")
+    assert casestudy._read_alias(alias) is None
+    monkeypatch.undo()
+    assert casestudy.build_variants(["KD f32"])[0] == files
+    assert casestudy._read_alias(alias) == (files["KD f32"], params["KD f32"])
+    # The cache turned off turns the aliases off too.
+    monkeypatch.setenv("MOBILEOPT_TFLITE_CACHE", "0")
+    assert casestudy._read_alias(alias) is None

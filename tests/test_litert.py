@@ -330,3 +330,27 @@ def test_select_signature_keeps_weights_stored_after_the_flatbuffer():
         for detail in interpreter.get_input_details():  # token 0 at position 0, empty caches
             interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
         interpreter.invoke()
+
+
+def test_conversion_keys_ignore_the_names_keras_numbers_per_session():
+    from mobileopt_ref._keras import keras
+
+    def build(activation="relu"):
+        keras.utils.set_random_seed(0)
+        x = keras.Input((8, 8, 3))  # auto-named: input_N, numbered per session
+        y = keras.layers.Conv2D(4, 3, activation=activation)(x)
+        y = keras.layers.GlobalAveragePooling2D()(y)
+        return keras.Model(x, keras.layers.Dense(2)(y))
+
+    a, b, c = build(), build(), build("relu6")
+    assert a.layers[0].name != b.layers[0].name  # Keras numbered them apart
+    assert litert.canonical_architecture(a.to_json()) == litert.canonical_architecture(b.to_json())
+    assert litert.conversion_key(a, "float32") == litert.conversion_key(b, "float32")
+    # Any other difference remains: a setting, the weights.
+    assert litert.canonical_architecture(a.to_json()) != litert.canonical_architecture(c.to_json())
+    c.set_weights(a.get_weights())
+    assert litert.conversion_key(c, "float32") != litert.conversion_key(a, "float32")
+    b.set_weights([w + 1 for w in a.get_weights()])
+    assert litert.conversion_key(a, "float32") != litert.conversion_key(b, "float32")
+    with pytest.raises(ValueError):
+        litert.canonical_architecture("not json")

@@ -128,21 +128,23 @@ student, the chain itself) and, for the ablation, the distilled student without 
 and the pruned student trained without distillation."""
 
 
-def _qat_base(base: str, cache_dir):
+def _qat_base(base: str, cache_dir, loaded=None):
     """``(entry name prefix, base key, loader)`` of a model that QAT starts from."""
+    if base not in QAT_BASES:
+        raise ValueError(f"base must be one of {QAT_BASES}, got {base!r}")
     if base == "distilled, structured":
         name, key, _, _ = _pruned_entry("structured", cache_dir)
-        return name.rsplit("-", 1)[0], key, lambda: load_or_prune_distilled("structured", cache_dir)[0]
-    if base == "distilled":
-        return distilled_entry_name().rsplit("-", 1)[0], distilled_key(), lambda: load_distilled(cache_dir)[0]
-    if base == "student, structured":
+        prefix = name.rsplit("-", 1)[0]
+    elif base == "distilled":
+        prefix, key = distilled_entry_name().rsplit("-", 1)[0], distilled_key()
+    else:
         recipe = CHAIN_PRUNING["structured"]
-        return (f"{models.STUDENT.name}-{recipe.name}", recipe.key(models.STUDENT.key()),
-                lambda: pruning.load_or_prune(models.STUDENT, recipe, cache_dir, verbose=False)[0])
-    raise ValueError(f"base must be one of {QAT_BASES}, got {base!r}")
+        prefix, key = f"{models.STUDENT.name}-{recipe.name}", recipe.key(models.STUDENT.key())
+    return prefix, key, lambda: load_source(base, cache_dir, loaded=loaded)  # each base is a SOURCES key
 
 
-def load_or_qat(base: str = "distilled, structured", cache_dir=None, *, retrain=None, verbose: bool = False):
+def load_or_qat(base: str = "distilled, structured", cache_dir=None, *, retrain=None, verbose: bool = False,
+                loaded: dict | None = None):
     """A model of the chain after 8-bit quantization-aware training (:data:`CHAIN_QAT`).
 
     :func:`mobileopt_ref.quantization.quantization_aware_train` on the model named by
@@ -153,13 +155,21 @@ def load_or_qat(base: str = "distilled, structured", cache_dir=None, *, retrain=
     masks), so the unstructured chain is quantized after training instead. Cached under
     ``<base entry>-qat8-<key>``, the key being the recipe's key over the base's key.
 
+    Args:
+        base: one of :data:`QAT_BASES`.
+        cache_dir: model cache folder.
+        retrain: force training anew (``None`` reads ``MOBILEOPT_RETRAIN``).
+        verbose: print one line per epoch when training.
+        loaded: ``{source: model}`` already loaded (see :func:`load_source`): the base is
+            taken from it, or loaded and added to it, instead of loaded again.
+
     Returns:
         ``(qat_model, meta)``; convert it with ``litert.to_tflite(model, "full_int8", ...)``.
 
     Raises:
         ValueError: for an unknown ``base``.
     """
-    prefix, base_key, load_base = _qat_base(base, cache_dir)
+    prefix, base_key, load_base = _qat_base(base, cache_dir, loaded)
     key = CHAIN_QAT.key(base_key)
     name = f"{prefix}-{CHAIN_QAT.name}-{key[:16]}"
     held = {}
@@ -280,9 +290,12 @@ QUICK = (TEACHER, "KD f32", "KD+channels f32", CHAIN_END, "KD+channels+PTQ int8"
 """The cheapest useful subset, the structured chain step by step (and its end converted
 after training, which is what is rebuilt at 224 px)."""
 
-AT_224 = (TEACHER, "KD f32", "KD+channels f32", "KD+channels+PTQ int8", CHAIN_END_UNSTRUCTURED)
-"""The variants rebuilt at 224 px (the chain; the QAT file's operators and sizes are those
-of the PTQ file, which is what is converted at 224 px)."""
+AT_224 = (TEACHER, "KD+channels+PTQ int8", CHAIN_END_UNSTRUCTURED)
+"""The variants rebuilt at 224 px: the teacher and the two ends of the chain (the QAT file's
+operators and sizes are those of the PTQ file, which is what is converted at 224 px). The
+chain's intermediate steps are measured at 32 px only: at 224 px each variant costs a
+network rebuilt and converted, a fresh process and slow timed runs, and the claims and the
+thermal model need only the two ends."""
 
 
 def variant(name: str) -> Variant:
@@ -297,12 +310,23 @@ def variant(name: str) -> Variant:
     raise ValueError(f"unknown variant {name!r}; choose from: {', '.join(v.name for v in VARIANTS)}")
 
 
-def load_source(source: str, cache_dir=None):
+def load_source(source: str, cache_dir=None, *, loaded: dict | None = None):
     """The trained Keras model of one of :data:`SOURCES` (from the model cache).
+
+    Args:
+        source: a key of :data:`SOURCES`.
+        cache_dir: model cache folder.
+        loaded: ``{source: model}`` of models already loaded: a model found there is
+            returned as it is, one loaded here is added (the QAT models' bases too, so a
+            base is loaded once).
 
     Raises:
         ValueError: for an unknown source.
     """
+    if loaded is not None and source in loaded:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; choose from: {', '.join(SOURCES)}")
+        return loaded[source]
     recipes = pruning.STUDENT_RECIPES
     loaders = {
         "teacher": lambda: models.load_or_train(models.TEACHER, cache_dir, verbose=False)[0],
@@ -310,9 +334,9 @@ def load_source(source: str, cache_dir=None):
         "distilled": lambda: load_distilled(cache_dir)[0],
         "distilled, unstructured": lambda: load_or_prune_distilled("unstructured", cache_dir)[0],
         "distilled, structured": lambda: load_or_prune_distilled("structured", cache_dir)[0],
-        "distilled, structured, QAT": lambda: load_or_qat("distilled, structured", cache_dir)[0],
-        "distilled, QAT": lambda: load_or_qat("distilled", cache_dir)[0],
-        "student, structured, QAT": lambda: load_or_qat("student, structured", cache_dir)[0],
+        "distilled, structured, QAT": lambda: load_or_qat("distilled, structured", cache_dir, loaded=loaded)[0],
+        "distilled, QAT": lambda: load_or_qat("distilled", cache_dir, loaded=loaded)[0],
+        "student, structured, QAT": lambda: load_or_qat("student, structured", cache_dir, loaded=loaded)[0],
         "student, unstructured": lambda: pruning.load_or_prune(models.STUDENT, recipes["global75"], cache_dir,
                                                                verbose=False)[0],
         "student, structured": lambda: pruning.load_or_prune(models.STUDENT, recipes["channels50"], cache_dir,
@@ -328,7 +352,10 @@ def load_source(source: str, cache_dir=None):
     }
     if source not in loaders:
         raise ValueError(f"unknown source {source!r}; choose from: {', '.join(loaders)}")
-    return loaders[source]()
+    model = loaders[source]()
+    if loaded is not None:
+        loaded[source] = model
+    return model
 
 
 def test_split(n: int = 2_000, resolution: int | None = None):
@@ -395,21 +422,112 @@ def build_variants(names=None, *, resolution: int = 32, calibration=None, cache_
                          "training instead (see AT_224)")
     if calibration is None:
         calibration = calibration_images(200 if resolution == 32 else 16, resolution)
-    loaded, files, params = {}, {}, {}
+    trained, at_px, files, params = {}, {}, {}, {}
+    state = _alias_state(cache_dir)
     for spec in specs:
-        if spec.source not in loaded:
-            model = load_source(spec.source, cache_dir)
-            if resolution != models.STUDENT.resolution:
-                alpha = models.TEACHER.alpha if spec.source == "teacher" else models.STUDENT.alpha
-                model = _at_resolution(model, alpha, resolution)
-            loaded[spec.source] = model
-        model = loaded[spec.source]
         mode = "float32" if spec.precision == "float32" else "full_int8"
-        files[spec.name] = litert.to_tflite(model, mode, representative_images=None if mode == "float32" else calibration)
-        params[spec.name] = models.count_params(model)
+        images = None if mode == "float32" else calibration
+        alias = _alias_key(state, spec.source, mode, images, resolution)
+        found = _read_alias(alias)
+        if found is not None:
+            files[spec.name], params[spec.name] = found
+        else:
+            if spec.source not in at_px:
+                model = load_source(spec.source, cache_dir, loaded=trained)
+                if resolution != models.STUDENT.resolution:
+                    alpha = models.TEACHER.alpha if spec.source == "teacher" else models.STUDENT.alpha
+                    model = _at_resolution(model, alpha, resolution)
+                at_px[spec.source] = model
+            model = at_px[spec.source]
+            files[spec.name] = litert.to_tflite(model, mode, representative_images=images)
+            params[spec.name] = models.count_params(model)
+            _write_alias(alias, litert.conversion_key(model, mode, representative_images=images), params[spec.name])
         if progress is not None:
             progress(spec.name)
     return files, params
+
+
+_ALIAS_MODULES = ("casestudy", "models", "pruning", "quantization", "distillation", "litert", "data")
+"""The library modules whose code decides which network a source is and how it converts."""
+
+
+def _alias_state(cache_dir) -> str:
+    """A digest of everything a source's conversion depends on besides its own settings.
+
+    The code of :data:`_ALIAS_MODULES`, every model cache entry's record (each holds its
+    key and the SHA-256 of its weights) and the TensorFlow version: retraining a model,
+    changing how one is built, or another converter, changes it, and every alias made
+    before is ignored.
+    """
+    import hashlib  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from mobileopt_ref._keras import tf  # noqa: PLC0415
+
+    h = hashlib.sha256(b"casestudy-alias-1\0" + tf.__version__.encode())
+    for name in _ALIAS_MODULES:
+        module = importlib.import_module(f"mobileopt_ref.{name}")
+        h.update(Path(module.__file__).read_bytes())
+    root = Path(cache_dir) if cache_dir is not None else models.default_cache_dir()
+    for record in sorted(root.glob("*/record.json")):
+        h.update(record.parent.name.encode() + b"\0" + record.read_bytes())
+    return h.hexdigest()
+
+
+def _alias_key(state: str, source: str, mode: str, images, resolution: int) -> str:
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.sha256(f"{state}\0{source}\0{mode}\0{resolution}\0".encode())
+    if images is not None:
+        images = np.ascontiguousarray(images)
+        h.update(f"{images.dtype.str}{images.shape}".encode())
+        h.update(images.tobytes())
+    return h.hexdigest()
+
+
+def _alias_folder(alias: str):
+    return models.default_cache_dir() / "tflite" / f"alias-{alias[:32]}"
+
+
+def _read_alias(alias: str):
+    """``(.tflite bytes, parameter count)`` of a source converted before, or ``None``.
+
+    An alias names the conversion cache entry (:func:`mobileopt_ref.litert.to_tflite`) that
+    a source converted to with the same settings, so a case study run again loads no Keras
+    model for it (loading the QAT models means rebuilding tfmot's wrappers, the slowest
+    step of a run). A missing or unreadable alias, or one whose conversion entry is gone or
+    fails its check, is ignored. ``MOBILEOPT_TFLITE_CACHE=0`` turns aliases off too.
+    """
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    if os.environ.get(litert.TFLITE_CACHE_ENV, "1") == "0":
+        return None
+    try:
+        meta = json.loads((_alias_folder(alias) / "alias.json").read_text(encoding="utf-8"))
+        if meta.get("alias") != alias:
+            return None
+        content = litert._read_conversion(meta["conversion_key"])  # noqa: SLF001 - verified read
+        params = int(meta["params"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None if content is None else (content, params)
+
+
+def _write_alias(alias: str, conversion_key, params: int) -> None:
+    """Stores an alias atomically (a failure to write is not fatal)."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    if conversion_key is None or os.environ.get(litert.TFLITE_CACHE_ENV, "1") == "0":
+        return
+    text = json.dumps({"alias": alias, "conversion_key": conversion_key, "params": int(params)}, sort_keys=True)
+    try:
+        models._replace_folder(_alias_folder(alias),  # noqa: SLF001 - the cache's one writer
+                               lambda tmp: (tmp / "alias.json").write_text(text, encoding="utf-8"))
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------
