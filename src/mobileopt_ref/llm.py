@@ -735,7 +735,7 @@ class LMTrainConfig:
     """
 
     model: GPTConfig = GPTConfig()
-    steps: int = 400
+    steps: int = 800
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_steps: int = 30
