@@ -63,7 +63,7 @@ def test_roles_find_layernorm_softmax_and_gelu_in_every_file(tiny_files):
     for mode, content in tiny_files.items():
         rows = vit.int8_op_table(content)
         roles = vit.summarize_roles(rows)
-        assert {"layernorm", "softmax", "gelu", "attention", "mlp", "head"} <= set(roles), mode
+        assert {"layernorm", "softmax", "gelu", "attention", "mlp", "head", "shape"} <= set(roles), mode
         assert roles["softmax"]["ops"] == {"SOFTMAX": TINY.n_layers}
         assert roles["gelu"]["ops"] == {"GELU": TINY.n_layers}
         # LayerNorm is no single operator: two means (the mean and the variance) and a rsqrt per norm
@@ -75,7 +75,8 @@ def test_full_int8_keeps_transformer_ops_integer(tiny_files):
     rows = vit.int8_op_table(tiny_files["full_int8"])
     roles = vit.summarize_roles(rows)
     for role in ("layernorm", "softmax", "gelu"):
-        assert roles[role]["in"] == ["int8"] and roles[role]["out"] == ["int8"], role
+        assert roles[role]["types"] == ["int8 -> int8"], role
+    assert {"int32 -> int32", "int8 -> int32"} & set(roles["shape"]["types"])
     assert vit.float_islands(rows) == []
     assert vit.float_islands(vit.int8_op_table(tiny_files["float32"])) == []
     # int16 activations: XNNPACK takes no operator of the 16x8 file

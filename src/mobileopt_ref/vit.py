@@ -62,7 +62,7 @@ class ViTConfig:
     decay to 0), so the ViT and MobileNetV2 see data of the same kind.
 
     Attributes:
-        resolution: image side in pixels (at least :data:`mobileopt_ref.data.MIN_RESOLUTION`).
+        resolution: image side in pixels (32 to 224, see :func:`mobileopt_ref.data.check_resolution`).
         patch: patch side in pixels; must divide ``resolution``. The sequence has
             ``(resolution / patch)^2`` tokens.
         d_model: width of each token's vector.
@@ -122,7 +122,7 @@ class ViTConfig:
         Patch embedding ``p^2 3 d + d``; positions ``N d``; per block two LayerNorms
         (``4 d``), q, k, v and output projections (``4 d^2 + 4 d``) and the MLP
         (``2 r d^2 + r d + d``); a final LayerNorm (``2 d``) and the classifier
-        (``d C + C``, ``C`` = :data:`mobileopt_ref.data.NUM_CLASSES`).
+        (``d C + C``, ``C`` = ``mobileopt_ref.data.NUM_CLASSES``).
         """
         d, r, p, c = self.d_model, self.mlp_ratio, self.patch, data.NUM_CLASSES
         block = 4 * d + 4 * d * d + 4 * d + 2 * r * d * d + r * d + d
@@ -163,6 +163,7 @@ class PositionEmbedding(keras.layers.Layer):
         self.seed = int(seed)
 
     def build(self, input_shape):
+        """Creates the ``[tokens, d]`` table for inputs of shape ``[batch, tokens, d]``."""
         self.table = self.add_weight(
             "table", shape=(int(input_shape[1]), int(input_shape[2])),
             initializer=keras.initializers.RandomNormal(stddev=0.02, seed=self.seed),
@@ -170,6 +171,7 @@ class PositionEmbedding(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x):
+        """Returns ``x + P`` (``P`` broadcast over the batch)."""
         return x + self.table[None]
 
     def get_config(self) -> dict:
@@ -297,7 +299,7 @@ def load_cached(config: ViTConfig = VIT_SMALL, cache_dir=None):
 
 
 ROLES = ("conversion", "patch embedding", "layernorm", "attention", "softmax", "mlp", "gelu", "residual", "head",
-         "other")
+         "shape", "other")
 """What :func:`op_role` can answer."""
 
 _ROLE_PATTERNS = (  # (substring of an output tensor's name, role), first match wins
@@ -317,13 +319,19 @@ _ROLE_PATTERNS = (  # (substring of an output tensor's name, role), first match 
 )
 
 
+SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "REDUCE_PROD", "CONCATENATION")
+"""Operators that :func:`op_role` calls ``"shape"`` when they write ``int32`` (shape arithmetic)."""
+
+
 def op_role(graph: litert.Graph, op: litert.OpInfo) -> str:
     """Which part of a transformer an operator of a converted :func:`build_vit` model belongs to.
 
     Read from the operator itself (``QUANTIZE`` and ``DEQUANTIZE`` are
     ``"conversion"``, ``SOFTMAX`` is ``"softmax"``, ``GELU`` is ``"gelu"``, an operator
     writing the model's output is ``"head"``), else from the names the converter gives
-    its output tensors (the Keras layer path).
+    its output tensors (the Keras layer path). Integer arithmetic on shapes (``SHAPE``,
+    ``GATHER``, ``REDUCE_PROD``, ... writing ``int32``: the converter computes the
+    dynamic batch size this way before a ``RESHAPE``) is ``"shape"``.
 
     Args:
         graph: from :func:`mobileopt_ref.litert.read_graph`.
@@ -340,6 +348,8 @@ def op_role(graph: litert.Graph, op: litert.OpInfo) -> str:
         return "gelu"
     if any(t in graph.outputs for t in op.outputs):
         return "head"
+    if op.op in SHAPE_OPS and all(graph.tensors[t].dtype_name == "int32" for t in op.outputs if t >= 0):
+        return "shape"
     names = " ".join(graph.tensors[t].name for t in op.outputs if t >= 0).lower()
     for pattern, role in _ROLE_PATTERNS:
         if pattern in names:
@@ -424,20 +434,26 @@ def summarize_roles(rows) -> dict:
         rows: from :func:`int8_op_table`.
 
     Returns:
-        ``{role: {"ops": {op: count}, "in": [dtypes], "out": [dtypes], "kernels": [kernel sets]}}``
-        for the roles present, in order of first appearance.
+        ``{role: {"ops": {op: count}, "types": ["in -> out", ...], "kernels": [kernel sets],
+        "kernels_by_op": {op: [kernel sets]}}}`` for the roles present, in order of first
+        appearance (``"types"`` lists each distinct pair of activation types once).
     """
     out: dict = {}
     for r in rows:
-        entry = out.setdefault(r["role"], {"ops": {}, "in": [], "out": [], "kernels": []})
+        entry = out.setdefault(r["role"], {"ops": {}, "types": [], "kernels": [], "kernels_by_op": {}})
         entry["ops"][r["op"]] = entry["ops"].get(r["op"], 0) + 1
-        for field in ("in", "out", "kernels"):
-            if r[field] not in entry[field]:
-                entry[field].append(r[field])
+        pair = f"{r['in']} -> {r['out']}"
+        if pair not in entry["types"]:
+            entry["types"].append(pair)
+        if r["kernels"] not in entry["kernels"]:
+            entry["kernels"].append(r["kernels"])
+        by_op = entry["kernels_by_op"].setdefault(r["op"], [])
+        if r["kernels"] not in by_op:
+            by_op.append(r["kernels"])
     return out
 
 
 __all__ = [
     "RECIPE_VERSION", "ViTConfig", "VIT_SMALL", "PositionEmbedding", "build_vit", "train", "load_or_train",
-    "load_cached", "ROLES", "op_role", "int8_op_table", "float_islands", "summarize_roles",
+    "load_cached", "ROLES", "SHAPE_OPS", "op_role", "int8_op_table", "float_islands", "summarize_roles",
 ]
