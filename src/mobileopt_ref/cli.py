@@ -138,15 +138,41 @@ def _retrain_check_gpt() -> int:
     return 0 if same else 1
 
 
+def _retrain_check_vit() -> int:
+    """Retrains the chapter 08 ViT and compares it with its shipped entry."""
+    from mobileopt_ref import models, vit  # noqa: PLC0415
+
+    config = vit.VIT_SMALL
+    cached = vit.load_cached(config)
+    if cached is None:
+        print(f"{config.name}: no valid shipped entry in {models.default_cache_dir()}", file=sys.stderr)
+        return 1
+    _, shipped = cached
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = vit.load_or_train(config, tmp, retrain=True)[1]
+    same = fresh["weights_sha256"] == shipped["weights_sha256"]
+    print(
+        f"{config.name}: retrained in {fresh['train_seconds']:.0f} s; weights "
+        f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
+        f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
+        f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
+    )
+    made_on, here = shipped.get("machine", {}), fresh.get("machine", {})
+    if not same and (made_on.get("cpu"), made_on.get("threads")) != (here.get("cpu"), here.get("threads")):
+        print(f"  {config.name} was made on {made_on.get('cpu')} with {made_on.get('threads')} threads; this run: "
+              f"{here.get('cpu')} with {here.get('threads')} threads", file=sys.stderr)
+    return 0 if same else 1
+
+
 def _retrain_check(args) -> int:
     from mobileopt_ref import env, models  # noqa: PLC0415
 
     env.setup(figures=False)
     derived_labels = {label for label, _ in _shipped_derived([])}
-    model_names = [n for n in args.models if n not in derived_labels and n != "gpt"]
+    model_names = [n for n in args.models if n not in derived_labels and n not in ("gpt", "vit")]
     unknown = [n for n in model_names if n not in ("teacher", "student")]
     if unknown:
-        raise SystemExit(f"unknown entry {unknown[0]!r}; choose from teacher, student, gpt, "
+        raise SystemExit(f"unknown entry {unknown[0]!r}; choose from teacher, student, gpt, vit, "
                          f"{', '.join(sorted(derived_labels))}")
     derived_names = [n for n in args.models if n in derived_labels]
     failures = 0
@@ -157,6 +183,8 @@ def _retrain_check(args) -> int:
         checks += [(label, models.STUDENT, recipe) for label, recipe in _shipped_derived(derived_names)]
     if "gpt" in args.models or not args.models:
         failures += _retrain_check_gpt()
+    if "vit" in args.models or not args.models:
+        failures += _retrain_check_vit()
     for label, config, recipe in checks:
         cached = _load_shipped(config, recipe)
         if cached is None:
@@ -399,7 +427,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_train)
     p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
     p.add_argument("models", nargs="*",
-                   help="teacher, student, gpt, student-<pruning, distillation or QAT recipe> "
+                   help="teacher, student, gpt, vit, student-<pruning, distillation or QAT recipe> "
                         "(default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     p = sub.add_parser("inspect", help="size, operators, memory, speed, energy and quantization of a .tflite")
