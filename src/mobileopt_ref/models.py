@@ -273,7 +273,9 @@ def training_images(config: TrainConfig, epoch: int, n: int, *, level: float = 1
     ``(config.data_seed, epoch)`` always gives the same bytes.
 
     Args:
-        config: the training config (dataset, resolution, data seed, pattern knobs).
+        config: the training config (dataset, resolution, data seed, pattern knobs); a
+            config without a ``dataset`` field (:class:`mobileopt_ref.vit.ViTConfig`)
+            means the patterns.
         epoch: the data epoch (non-negative integer).
         n: images to return (positive integer).
         level: curriculum level in ``[0, 1]``; ignored for digits.
@@ -282,7 +284,7 @@ def training_images(config: TrainConfig, epoch: int, n: int, *, level: float = 1
         ``(images, labels)``: ``uint8`` ``(n, resolution, resolution, 3)`` and ``int64``
         ``(n,)``.
     """
-    if config.dataset == "patterns":
+    if getattr(config, "dataset", "patterns") == "patterns":  # a ViTConfig has no dataset
         return data.generate_patterns(
             n, config.resolution, config.data_seed, split="train", epoch=epoch,
             mix_max=level * config.mix_max, noise_max=level * config.noise_max,
@@ -317,7 +319,7 @@ def evaluation_images(config: TrainConfig, split: str, n: int | None = None) -> 
     """
     if split not in ("validation", "test"):
         raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
-    if config.dataset == "patterns":
+    if getattr(config, "dataset", "patterns") == "patterns":  # a ViTConfig has no dataset
         return data.generate_patterns(
             config.n_validation if n is None else n, config.resolution, config.data_seed,
             split=split, mix_max=config.mix_max, noise_max=config.noise_max,
