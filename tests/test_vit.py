@@ -115,3 +115,15 @@ def test_retrain_check_of_the_vit_without_a_shipped_entry_fails_without_training
     assert cli.main(["retrain-check", "vit"]) == 1
     assert "vit: no valid shipped entry" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tiny_vit_trains_deterministically_on_the_patterns():
+    config = vit.ViTConfig(epochs=1, images_per_epoch=128, batch_size=32, n_validation=64, name="tiny-vit")
+    model, record = vit.train(config, verbose=False)
+    again, _ = vit.train(config, verbose=False)
+    assert record["key"] == config.key() and len(record["history"]["val_accuracy"]) == 1
+    # Validated on the 64 generated validation images: the accuracy is a multiple of 1/64.
+    correct = record["history"]["val_accuracy"][0] * 64
+    assert abs(correct - round(correct)) < 1e-3
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
