@@ -48,6 +48,27 @@ def test_retrain_check_of_a_qat_entry_without_shipped_entries_fails_without_trai
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("label", ["student-kd-global75", "student-kd-channels50-qat8"])
+def test_retrain_check_of_a_case_study_entry_without_shipped_entries_fails_without_training(
+    label, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", label]) == 1
+    assert f"{label}: no valid shipped entry" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_case_study_entries_are_shipped_and_loaded_without_training():
+    from mobileopt_ref import casestudy, models
+
+    for label in ("student-kd-global75", "student-kd-channels50"):
+        cached = casestudy.load_chain_entry(label, models.default_cache_dir(), shipped_only=True)
+        assert cached is not None, f"{label} is not shipped (valid) in cache/"
+        assert cached[1]["source"] == "cache"
+    with pytest.raises(ValueError, match="unknown case-study entry 'student-kd'; choose from student-kd-global75"):
+        casestudy.load_chain_entry("student-kd")
+
+
 def test_retrain_check_refuses_an_unknown_entry_and_lists_the_shipped_ones():
     with pytest.raises(SystemExit, match=r"unknown entry 'student-qat3'; choose from teacher, student, .*student-qat-w2a8"):
         cli.main(["retrain-check", "student-qat3"])

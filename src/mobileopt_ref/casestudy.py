@@ -169,6 +169,12 @@ def load_or_qat(base: str = "distilled, structured", cache_dir=None, *, retrain=
     Raises:
         ValueError: for an unknown ``base``.
     """
+    name, key, build, make = _qat_entry(base, cache_dir, loaded, verbose)
+    return models.load_or_make(name, key, build, make, cache_dir, retrain=retrain, verbose=verbose)
+
+
+def _qat_entry(base: str, cache_dir, loaded, verbose: bool):
+    """``(entry name, key, build, make)`` of the QAT entry on ``base`` (see :func:`load_or_qat`)."""
     prefix, base_key, load_base = _qat_base(base, cache_dir, loaded)
     key = CHAIN_QAT.key(base_key)
     name = f"{prefix}-{CHAIN_QAT.name}-{key[:16]}"
@@ -188,6 +194,49 @@ def load_or_qat(base: str = "distilled, structured", cache_dir=None, *, retrain=
         model, record = quantization.quantization_aware_train(base_model(), models.STUDENT, CHAIN_QAT, verbose=verbose)
         return model, dict(record, key=key, base=prefix)
 
+    return name, key, build, make
+
+
+CHAIN_ENTRIES = {
+    "student-kd-global75": ("pruned", "unstructured"),
+    "student-kd-channels50": ("pruned", "structured"),
+    "student-kd-channels50-qat8": ("qat", "distilled, structured"),
+    "student-kd-qat8": ("qat", "distilled"),
+    "student-channels50-qat8": ("qat", "student, structured"),
+}
+"""The model-cache entries only the case study trains, by label (the folder name without
+its key): the distilled student pruned both ways, and 8-bit QAT on three bases."""
+
+
+def load_chain_entry(label: str, cache_dir=None, *, retrain=None, shipped_only: bool = False,
+                     verbose: bool = False):
+    """One of :data:`CHAIN_ENTRIES`: loaded, or trained from the entries it starts from.
+
+    Args:
+        label: a key of :data:`CHAIN_ENTRIES`.
+        cache_dir: model cache folder.
+        retrain: train anew even if cached (``None`` reads ``MOBILEOPT_RETRAIN``).
+        shipped_only: load only; return ``None`` instead of training when the entry is
+            absent or corrupt.
+        verbose: print one line per epoch when training.
+
+    Returns:
+        ``(model, meta)``, or ``None`` (``shipped_only`` and no valid entry).
+
+    Raises:
+        ValueError: for an unknown label.
+    """
+    if label not in CHAIN_ENTRIES:
+        raise ValueError(f"unknown case-study entry {label!r}; choose from {', '.join(CHAIN_ENTRIES)}")
+    kind, arg = CHAIN_ENTRIES[label]
+    if kind == "pruned":
+        name, key, build, _ = _pruned_entry(arg, cache_dir)
+        if shipped_only:
+            return models.load_entry(name, key, build, cache_dir)
+        return load_or_prune_distilled(arg, cache_dir, retrain=retrain, verbose=verbose)
+    name, key, build, make = _qat_entry(arg, cache_dir, None, verbose)
+    if shipped_only:
+        return models.load_entry(name, key, build, cache_dir)
     return models.load_or_make(name, key, build, make, cache_dir, retrain=retrain, verbose=verbose)
 
 

@@ -164,16 +164,60 @@ def _retrain_check_vit() -> int:
     return 0 if same else 1
 
 
+def _retrain_check_case_study(labels) -> int:
+    """Re-makes the case study's own entries (:data:`mobileopt_ref.casestudy.CHAIN_ENTRIES`)
+    from the shipped entries they start from, in a copy of the cache, and compares weights."""
+    import shutil  # noqa: PLC0415
+
+    from mobileopt_ref import casestudy, models  # noqa: PLC0415
+
+    failures = 0
+    shipped_dir = models.default_cache_dir()
+    for label in labels:
+        cached = casestudy.load_chain_entry(label, shipped_dir, shipped_only=True)
+        if cached is None:
+            print(f"{label}: no valid shipped entry in {shipped_dir}", file=sys.stderr)
+            failures += 1
+            continue
+        shipped = cached[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            # The entries it starts from come from the shipped cache; only this one is re-made.
+            shutil.copytree(shipped_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("tflite"))
+            fresh = casestudy.load_chain_entry(label, tmp, retrain=True)[1]
+        failures += _compare_weights(label, shipped, fresh)
+    return failures
+
+
+def _compare_weights(label: str, shipped: dict, fresh: dict) -> int:
+    """Prints whether a re-made entry's weights equal the shipped ones; 1 if they differ."""
+    same = fresh["weights_sha256"] == shipped["weights_sha256"]
+    print(
+        f"{label}: retrained in {fresh['train_seconds']:.0f} s; weights "
+        f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
+        f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
+        f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
+    )
+    made_on, here = shipped.get("machine", {}), fresh.get("machine", {})
+    if not same and (made_on.get("cpu"), made_on.get("threads")) != (here.get("cpu"), here.get("threads")):
+        print(f"  {label} was made on {made_on.get('cpu')} with {made_on.get('threads')} threads; this run: "
+              f"{here.get('cpu')} with {here.get('threads')} threads", file=sys.stderr)
+    return 0 if same else 1
+
+
 def _retrain_check(args) -> int:
     from mobileopt_ref import env, models  # noqa: PLC0415
 
     env.setup(figures=False)
+    from mobileopt_ref import casestudy  # noqa: PLC0415
+
     derived_labels = {label for label, _ in _shipped_derived([])}
-    model_names = [n for n in args.models if n not in derived_labels and n not in ("gpt", "vit")]
+    chain_labels = [n for n in casestudy.CHAIN_ENTRIES if not args.models or n in args.models]
+    model_names = [n for n in args.models
+                   if n not in derived_labels and n not in ("gpt", "vit") and n not in casestudy.CHAIN_ENTRIES]
     unknown = [n for n in model_names if n not in ("teacher", "student")]
     if unknown:
         raise SystemExit(f"unknown entry {unknown[0]!r}; choose from teacher, student, gpt, vit, "
-                         f"{', '.join(sorted(derived_labels))}")
+                         f"{', '.join(sorted(derived_labels | set(casestudy.CHAIN_ENTRIES)))}")
     derived_names = [n for n in args.models if n in derived_labels]
     failures = 0
     checks = []
@@ -185,6 +229,7 @@ def _retrain_check(args) -> int:
         failures += _retrain_check_gpt()
     if "vit" in args.models or not args.models:
         failures += _retrain_check_vit()
+    failures += _retrain_check_case_study(chain_labels)
     for label, config, recipe in checks:
         cached = _load_shipped(config, recipe)
         if cached is None:
@@ -427,7 +472,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=_train)
     p = sub.add_parser("retrain-check", help="retrain the shipped models and compare weights")
     p.add_argument("models", nargs="*",
-                   help="teacher, student, gpt, vit, student-<pruning, distillation or QAT recipe> "
+                   help="teacher, student, gpt, vit, student-<pruning, distillation or QAT recipe>, "
+                        "the case study's student-kd-global75, student-kd-channels50, "
+                        "student-kd-channels50-qat8, student-kd-qat8, student-channels50-qat8 "
                         "(default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     p = sub.add_parser("inspect", help="size, operators, memory, speed, energy and quantization of a .tflite")
