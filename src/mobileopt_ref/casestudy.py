@@ -340,7 +340,7 @@ QUICK = (TEACHER, "KD f32", "KD+channels f32", CHAIN_END, "KD+channels+PTQ int8"
 after training, which is what is rebuilt at 224 px)."""
 
 AT_224 = (TEACHER, "KD+channels+PTQ int8", CHAIN_END_UNSTRUCTURED)
-"""The variants rebuilt at 224 px: the teacher and the two ends of the chain (the QAT file's
+"""The variants rebuilt at 224 px, the teacher and the two ends of the chain (the QAT file's
 operators and sizes are those of the PTQ file, which is what is converted at 224 px). The
 chain's intermediate steps are measured at 32 px only: at 224 px each variant costs a
 network rebuilt and converted, a fresh process and slow timed runs, and the claims and the

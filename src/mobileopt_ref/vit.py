@@ -142,7 +142,7 @@ class ViTConfig:
 
 
 VIT_SMALL = ViTConfig()
-"""The book's ViT: 32 px images cut into 8 x 8 patches (16 tokens), width 64, 2 blocks of 4 heads.
+"""The book's ViT, on 32 px images cut into 8 x 8 patches (16 tokens), width 64, 2 blocks of 4 heads.
 
 81 k parameters, trained with the MobileNetV2 student's data recipe (fresh images,
 a curriculum of difficulty) for 10 epochs of 6,400 images on two threads: a few
@@ -376,7 +376,7 @@ def int8_op_table(model, *, num_threads: int = 2) -> list:
         num_threads: interpreter threads for asking XNNPACK what it takes.
 
     Returns:
-        One dict per operator, in execution order: ``index``, ``op`` (LiteRT's name),
+        A list with one dict per operator, in execution order, with ``index``, ``op`` (LiteRT's name),
         ``role`` (:func:`op_role`), ``in`` and ``out`` (the dtypes of its activation
         inputs and outputs, constants left out, e.g. ``"int8"``), ``weights`` (dtypes of
         its constant inputs, ``"-"`` if none) and ``kernels`` (``"XNNPACK"`` when a
@@ -434,9 +434,10 @@ def summarize_roles(rows) -> dict:
         rows: from :func:`int8_op_table`.
 
     Returns:
-        ``{role: {"ops": {op: count}, "types": ["in -> out", ...], "kernels": [kernel sets],
-        "kernels_by_op": {op: [kernel sets]}}}`` for the roles present, in order of first
-        appearance (``"types"`` lists each distinct pair of activation types once).
+        For each role present, in order of first appearance, a dict with ``"ops"``
+        (``{op: count}``), ``"types"`` (each distinct ``"in -> out"`` pair of activation
+        types, once), ``"kernels"`` (kernel sets) and ``"kernels_by_op"``
+        (``{op: [kernel sets]}``), keyed by role.
     """
     out: dict = {}
     for r in rows:
