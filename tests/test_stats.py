@@ -177,3 +177,28 @@ def test_over_median_uses_the_order_statistic_interval():
     assert r.method == "median interval" and r.verdict == "above"
     with pytest.raises(ValueError, match="positive number"):
         stats.over_median(0, sample)
+
+
+def test_accuracy_difference_interval_brackets_the_difference_and_agrees_with_mcnemar():
+    rng = np.random.default_rng(0)
+    a = rng.random(2000) < 0.88
+    b = a.copy()
+    flip = rng.choice(2000, 40, replace=False)
+    b[flip] = ~b[flip]
+    est, low, high = stats.accuracy_difference_interval(a, b)
+    assert est == pytest.approx(a.mean() - b.mean())
+    assert low < est < high
+    # Where the interval excludes 0 the exact McNemar test finds a difference, and back.
+    for shift in (0, 10, 25, 40):
+        c = b.copy()
+        wrong = np.flatnonzero(c)[:shift]
+        c[wrong] = False
+        _, lo, hi = stats.accuracy_difference_interval(a, c)
+        test = stats.mcnemar(a, c)
+        assert (lo > 0 or hi < 0) == (test.verdict != "not distinguishable") or min(abs(lo), abs(hi)) < 2e-3
+    # Identical models: a zero-width interval at 0; a sure loss: the whole interval above 0.
+    assert stats.accuracy_difference_interval(a, a) == (0.0, 0.0, 0.0)
+    _, lo, _ = stats.accuracy_difference_interval(np.ones(100, bool), np.zeros(100, bool))
+    assert lo > 0.9
+    with pytest.raises(ValueError, match="same images"):
+        stats.accuracy_difference_interval(a, a[:10])

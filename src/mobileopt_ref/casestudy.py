@@ -832,7 +832,8 @@ class ClaimCheck:
         digits = 2 if self.claim.unit != "x" or self.achieved < 100 else 0
         text = f"{self.achieved:.{digits}f}{unit}"
         if self.low is not None:
-            text += f" (95 % CI {self.low:.{digits}f}-{self.high:.{digits}f})"
+            sep = " to " if self.low < 0 else "-"
+            text += f" (95 % CI {self.low:.{digits}f}{sep}{self.high:.{digits}f})"
         return text
 
     def claimed_text(self) -> str:
@@ -985,11 +986,14 @@ def judge_claims(records: list, records_224: list | None = None, *, chain: str =
                 note=f"no float model known for {chain!r}")
     else:
         f, c = by[fp], by[chain]
-        note = ""
+        note, interval = "", {}
         if f.correct is not None and c.correct is not None:
             note = f"{fp} → {chain}: {stats.mcnemar(f.correct, c.correct).note}"
+            # Judged with the loss's interval (same images), as every measured figure is.
+            _, low, high = stats.accuracy_difference_interval(f.correct, c.correct)
+            interval = {"low": 100 * low, "high": 100 * high}
         add("quantization", f"top-1 accuracy lost, {fp} → {chain}", f"{100 * f.accuracy:.2f} %",
-            f"{100 * c.accuracy:.2f} %", 100 * (f.accuracy - c.accuracy), "measured", note=note)
+            f"{100 * c.accuracy:.2f} %", 100 * (f.accuracy - c.accuracy), "measured", note=note, **interval)
     if not missing("pruning", "gzip size, student f32 → student sparse90 f32", "student f32", "student sparse90 f32",
                    kind="counted"):
         d, p = by["student f32"], by["student sparse90 f32"]

@@ -185,6 +185,36 @@ def mcnemar(correct_a, correct_b, *, level: float = LEVEL) -> McNemar:
     )
 
 
+def accuracy_difference_interval(correct_a, correct_b, *, level: float = LEVEL) -> tuple:
+    """Confidence interval of ``accuracy(A) - accuracy(B)`` on the same images.
+
+    The companion of :func:`mcnemar`: only the ``m = only_a + only_b`` images where the
+    two disagree move the difference, ``(only_a - only_b) / n = m (2 q - 1) / n`` with
+    ``q = only_a / m``. Given ``m``, ``only_a ~ Binomial(m, q)``; the exact
+    (Clopper-Pearson) interval ``[q_lo, q_hi]`` of ``q`` (:func:`proportion_interval`)
+    gives the interval ``[m (2 q_lo - 1) / n, m (2 q_hi - 1) / n]`` of the difference.
+    It is conditional on ``m``, as the exact McNemar test is.
+
+    Args:
+        correct_a, correct_b: ``bool`` (or 0/1) arrays ``(n,)``, as in :func:`mcnemar`.
+        level: significance level in (0, 1).
+
+    Returns:
+        ``(estimate, low, high)``: fractions in ``[-1, 1]`` (multiply by 100 for points);
+        ``(0.0, 0.0, 0.0)`` when the two never disagree.
+
+    Raises:
+        ValueError: as :func:`mcnemar`.
+    """
+    test = mcnemar(correct_a, correct_b, level=level)
+    m, n = test.only_a + test.only_b, test.n
+    estimate = (test.only_a - test.only_b) / n
+    if m == 0:
+        return 0.0, 0.0, 0.0
+    q_lo, q_hi = proportion_interval(test.only_a, m, level=level)
+    return float(estimate), m * (2 * q_lo - 1) / n, m * (2 * q_hi - 1) / n
+
+
 @dataclasses.dataclass(frozen=True)
 class Ratio:
     """A ratio of two medians with its bootstrap confidence interval.
