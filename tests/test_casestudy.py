@@ -389,8 +389,11 @@ def test_a_source_converted_once_is_not_loaded_again(monkeypatch):
     (casestudy._alias_folder(alias) / "alias.json").write_text("{not json", encoding="utf-8")
     assert casestudy._read_alias(alias) is None
     monkeypatch.undo()
-    assert casestudy.build_variants(["KD f32"])[0] == files
-    assert casestudy._read_alias(alias) == (files["KD f32"], params["KD f32"])
+    # (Loaded again in this process, the model gets new Keras names, which the converter
+    # writes into the file: the bytes may differ from the first conversion's.)
+    rebuilt, rebuilt_params = casestudy.build_variants(["KD f32"])
+    assert rebuilt_params == params
+    assert casestudy._read_alias(alias) == (rebuilt["KD f32"], params["KD f32"])
     # The cache turned off turns the aliases off too.
     monkeypatch.setenv("MOBILEOPT_TFLITE_CACHE", "0")
     assert casestudy._read_alias(alias) is None

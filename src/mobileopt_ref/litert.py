@@ -194,30 +194,30 @@ _TFLITE_META = "meta.json"
 def conversion_key(model, mode: str, *, representative_images=None, sparse: bool = False) -> str | None:
     """The conversion cache key of a Keras model and conversion settings, or ``None``.
 
-    SHA-256 over the model's architecture (:func:`canonical_architecture`: its
-    ``model.to_json()`` with every layer name replaced by its order of appearance), the
+    SHA-256 over the model's architecture (``model.to_json()``, layer names included), the
     shapes, dtypes and bytes of its weights, the mode, the sparse flag, the calibration
     images (shape and bytes, for calibrated modes) and the TensorFlow version: two
-    conversions with the same key are conversions of the same network, weights and settings
-    by the same converter. Layer names are left out because Keras numbers the names it
-    makes up per session (``input_1`` for the first model a process builds, ``input_3``
-    for the third): without this, the same shipped model loaded in two chapters had two
-    keys, and each chapter converted it again. A cached file may therefore carry another
-    session's names for its input and pooling tensors (names only: the operators, weights
-    and quantization parameters are those of the conversion asked for). ``None`` when the
-    model cannot describe its architecture (a subclassed model): it is converted, not cached.
+    conversions with the same key are conversions of the same network, names, weights and
+    settings by the same converter, so they give the same bytes. The names stay in the key
+    because the converter writes them into the file (tensor names such as
+    ``serving_default_input_3:0``) and Keras numbers the names it makes up per session: a
+    key without them let one chapter's conversion, carrying another process's names, stand
+    in for its own, and the file's size then depended on what had run before (a distilled
+    and a plain student, the same architecture, came out a few bytes apart). ``None`` when
+    the model cannot describe its architecture (a subclassed model): it is converted, not
+    cached.
     """
     import hashlib  # noqa: PLC0415
 
     from mobileopt_ref import models  # noqa: PLC0415 - models imports this module's users
 
     try:
-        architecture = canonical_architecture(model.to_json())
+        architecture = model.to_json()
     except (NotImplementedError, TypeError, ValueError, AttributeError):
         return None
     h = hashlib.sha256()
     for part in (architecture, models.weights_digest(model.get_weights()), mode, str(bool(sparse)),
-                 tf.__version__, "tflite-cache-2"):
+                 tf.__version__, "tflite-cache-3"):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     if mode in ("full_int8", "int16x8"):
@@ -225,62 +225,6 @@ def conversion_key(model, mode: str, *, representative_images=None, sparse: bool
         h.update(f"{images.dtype.str}{images.shape}".encode())
         h.update(images.tobytes())
     return h.hexdigest()
-
-
-def canonical_architecture(architecture: str) -> str:
-    """A Keras architecture (``model.to_json()``) with its names replaced by their order.
-
-    Every string that is the ``"name"`` of something in the configuration (the model, a
-    layer, a layer wrapped inside another, a dtype policy) is replaced, wherever it occurs
-    as a whole token (also inside a longer name such as ``quant_input_3``, with ``_`` or
-    ``/`` as the separator), by ``@<i>``, ``i`` the order in which the names first appear.
-    Two architectures that differ only in their names (``input_1`` against ``input_3``,
-    ``global_average_pooling2d`` against ``global_average_pooling2d_2``, which Keras
-    numbers per session) give the same text; any other difference (a layer's kind, a
-    setting, a connection) remains.
-
-    Args:
-        architecture: the JSON text of ``model.to_json()``.
-
-    Returns:
-        The canonical JSON text (keys sorted).
-
-    Raises:
-        ValueError: if ``architecture`` is not JSON.
-    """
-    import json  # noqa: PLC0415
-    import re  # noqa: PLC0415
-
-    config = json.loads(architecture)
-    order = {}
-
-    def collect(node):
-        if isinstance(node, dict):
-            name = node.get("name")
-            if isinstance(name, str) and name and name not in order:
-                order[name] = len(order)
-            for key in sorted(node):
-                collect(node[key])
-        elif isinstance(node, list):
-            for item in node:
-                collect(item)
-
-    collect(config)
-    if not order:
-        return json.dumps(config, sort_keys=True)
-    names = sorted(order, key=len, reverse=True)  # the longest first: a name inside another stays whole
-    pattern = re.compile("(?<![A-Za-z0-9.])(" + "|".join(map(re.escape, names)) + ")(?![A-Za-z0-9.])")
-
-    def rename(node):
-        if isinstance(node, dict):
-            return {key: rename(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [rename(item) for item in node]
-        if isinstance(node, str):
-            return pattern.sub(lambda m: f"@{order[m.group(1)]}", node)
-        return node
-
-    return json.dumps(rename(config), sort_keys=True)
 
 
 def _conversion_folder(key: str) -> Path:
