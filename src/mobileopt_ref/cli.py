@@ -150,18 +150,7 @@ def _retrain_check_vit() -> int:
     _, shipped = cached
     with tempfile.TemporaryDirectory() as tmp:
         fresh = vit.load_or_train(config, tmp, retrain=True)[1]
-    same = fresh["weights_sha256"] == shipped["weights_sha256"]
-    print(
-        f"{config.name}: retrained in {fresh['train_seconds']:.0f} s; weights "
-        f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
-        f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
-        f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
-    )
-    made_on, here = shipped.get("machine", {}), fresh.get("machine", {})
-    if not same and (made_on.get("cpu"), made_on.get("threads")) != (here.get("cpu"), here.get("threads")):
-        print(f"  {config.name} was made on {made_on.get('cpu')} with {made_on.get('threads')} threads; this run: "
-              f"{here.get('cpu')} with {here.get('threads')} threads", file=sys.stderr)
-    return 0 if same else 1
+    return _compare_weights(config.name, shipped, fresh)
 
 
 def _retrain_check_case_study(labels) -> int:
@@ -238,20 +227,7 @@ def _retrain_check(args) -> int:
             failures += 1
             continue
         _, shipped = cached
-        fresh = _remake(config, recipe)
-        same = fresh["weights_sha256"] == shipped["weights_sha256"]
-        failures += not same
-        print(
-            f"{label}: retrained in {fresh['train_seconds']:.0f} s; weights "
-            f"{'MATCH' if same else 'DIFFER'} (shipped {shipped['weights_sha256'][:16]}, "
-            f"retrained {fresh['weights_sha256'][:16]}); final validation accuracy "
-            f"{fresh['history']['val_accuracy'][-1]:.4f} vs {shipped['history']['val_accuracy'][-1]:.4f}"
-        )
-        made_on = shipped.get("machine", {})
-        here = fresh.get("machine", {})
-        if not same and (made_on.get("cpu"), made_on.get("threads")) != (here.get("cpu"), here.get("threads")):
-            print(f"  {label} was made on {made_on.get('cpu')} with {made_on.get('threads')} threads; this run: "
-                  f"{here.get('cpu')} with {here.get('threads')} threads", file=sys.stderr)
+        failures += _compare_weights(label, shipped, _remake(config, recipe))
     if failures:
         print(
             "Weights differ. Bit-identical retraining needs the same CPU kind, thread count "
