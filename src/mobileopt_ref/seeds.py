@@ -1,0 +1,463 @@
+"""Seeds and a real dataset: do the book's training-based comparisons survive?
+
+Every training-based comparison in the book (distilled student against the student trained
+alone, pruned students against the fine-tuned dense control, quantization-aware training
+against post-training quantization) was first made with one training seed, and each
+difference was judged by an exact McNemar test on the same test images. That test answers
+"do these two *trained models* differ on these images?", not "does the *method* beat the
+other one?": a second seed gives another pair of models, and the gap can move by as much as
+the effect. This module repeats each comparison over several seeds and judges it at the
+seed level:
+
+- per seed ``s``, both models are trained from the same initial weights (``seed=s``) and
+  evaluated on the same test images: the paired difference ``d_s`` (points) and its exact
+  McNemar test;
+- across seeds, the mean ``d̄``, the standard deviation ``s_d`` and the Student-t interval
+  ``d̄ ± t_{0.975, k-1} s_d / sqrt(k)`` of ``k`` seeds (``scipy.stats.t``): the method's
+  effect is "higher (or lower) across seeds" when that interval excludes 0, and "within
+  seed-to-seed variation" otherwise. With ``k = 3`` seeds, ``t_{0.975, 2} = 4.30``: only a
+  difference that is consistent from seed to seed passes.
+
+The teacher stays the book's (``seed=0``): the question is the student's method, not the
+teacher's luck. Seed 0 of the generated patterns is the book's own students (the shipped
+model cache); seeds 1 and 2 are trained here once and ship as *records* (accuracy, the
+per-image correctness the paired tests need, the weights' SHA-256, the training time and
+machine), not weights: no chapter loads them, and ``mobileopt retrain-check`` re-makes them.
+
+The same comparisons run on a real dataset that works offline, scikit-learn's bundled
+handwritten digits (:func:`mobileopt_ref.data.load_digits`): :data:`SETUPS` holds both.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import math
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+from mobileopt_ref import distillation, litert, models, pruning, quantization
+from mobileopt_ref import stats as _stats
+
+SEEDS = (0, 1, 2)
+"""The training seeds of every repeated comparison (seed 0 is the book's models)."""
+
+SEEDS_VERSION = 1
+"""Bumped whenever what a record measures changes (its entries are then measured anew)."""
+
+CALIBRATION_IMAGES = 200
+"""Training images (epoch 0) that calibrate post-training int8, as in the chapters."""
+
+DIGITS_BASE = {"dataset": "digits", "epochs": 20, "images_per_epoch": 2_560, "ramp_epochs": 0}
+"""The digits schedule: 20 epochs of 2,560 shifted training digits (about two passes over
+the 1,258 training images per epoch), no curriculum; the rest as the patterns' configs."""
+
+DIGITS_TEACHER = models.TrainConfig(alpha=models.TEACHER_ALPHA, name="digits-teacher", **DIGITS_BASE)
+"""The teacher (width 1.0) trained on the digits."""
+
+DIGITS_STUDENT = models.TrainConfig(alpha=models.STUDENT_ALPHA, name="digits-student", **DIGITS_BASE)
+"""The student (width 0.35) trained on the digits."""
+
+
+def _digits_pruning() -> dict:
+    # 40 steps per epoch (2,560 / 64): the ramp of 8 epochs ends at step 320, which tfmot
+    # reaches only if masks are updated every 40 steps (50 does not divide 320).
+    steps = DIGITS_STUDENT.images_per_epoch // DIGITS_STUDENT.batch_size
+    return {
+        name: dataclasses.replace(recipe, frequency=steps) if recipe.method in ("magnitude", "2:4") else recipe
+        for name, recipe in pruning.STUDENT_RECIPES.items()
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """A dataset and the configs its comparisons are trained with.
+
+    Attributes:
+        name: ``"patterns"`` or ``"digits"``.
+        teacher: the teacher's config (one seed, the book's).
+        student: the student's config at seed 0; other seeds replace its ``seed``.
+        n_test: test images (``None``: the whole test split).
+        pruning: pruning recipes by name (:data:`mobileopt_ref.pruning.STUDENT_RECIPES`,
+            with a mask-update frequency that fits the schedule).
+        variants: the variants this setup trains, in training order.
+    """
+
+    name: str
+    teacher: models.TrainConfig
+    student: models.TrainConfig
+    n_test: int | None
+    pruning: dict
+    variants: tuple
+
+
+VARIANTS = ("alone", "ptq8", "qat8", "finetuned", "channels50", "kd", "magnitude75", "magnitude50",
+            "magnitude90", "2:4", "logits")
+"""Every variant a seed can train: the student alone; its int8 file after post-training
+quantization (``"ptq8"``) and after quantization-aware training (``"qat8"``); distilled with
+Hinton's loss (``"kd"``) or logit matching (``"logits"``); pruned by each of
+:data:`mobileopt_ref.pruning.STUDENT_RECIPES` (``"finetuned"`` is the dense control)."""
+
+SETUPS = {
+    "patterns": Setup("patterns", models.TEACHER, models.STUDENT, 2_000, pruning.STUDENT_RECIPES, VARIANTS),
+    "digits": Setup("digits", DIGITS_TEACHER, DIGITS_STUDENT, None, _digits_pruning(),
+                    ("alone", "ptq8", "qat8", "finetuned", "channels50", "kd", "magnitude75")),
+}
+"""The two datasets. The digits repeat the headline results only (int8 PTQ and QAT, 75 %
+pruning, distillation, half the channels)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """A method against its baseline, trained the same way but for the method.
+
+    Attributes:
+        name: what is compared, for tables.
+        baseline: the variant it is measured against (``A``).
+        variant: the method's variant (``B``); differences are ``B - A``.
+        chapter: where the book makes the single-seed comparison.
+    """
+
+    name: str
+    baseline: str
+    variant: str
+    chapter: str
+
+
+COMPARISONS = (
+    Comparison("distillation (Hinton) vs the student alone", "alone", "kd", "03"),
+    Comparison("logit matching vs the student alone", "alone", "logits", "03"),
+    Comparison("QAT int8 vs post-training int8", "ptq8", "qat8", "01"),
+    Comparison("int8 post-training vs float32", "alone", "ptq8", "01"),
+    Comparison("magnitude 50 % vs the fine-tuned control", "finetuned", "magnitude50", "02"),
+    Comparison("magnitude 75 % vs the fine-tuned control", "finetuned", "magnitude75", "02"),
+    Comparison("magnitude 90 % vs the fine-tuned control", "finetuned", "magnitude90", "02"),
+    Comparison("2:4 vs the fine-tuned control", "finetuned", "2:4", "02"),
+    Comparison("half the channels vs the fine-tuned control", "finetuned", "channels50", "02"),
+)
+"""The book's training-based comparisons, each repeated over :data:`SEEDS`."""
+
+
+def _setup(setup) -> Setup:
+    if isinstance(setup, Setup):
+        return setup
+    if setup not in SETUPS:
+        raise ValueError(f"setup must be one of {', '.join(SETUPS)}, got {setup!r}")
+    return SETUPS[setup]
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"a seed is a non-negative integer, got {seed!r}")
+    return seed
+
+
+def _check_variant(setup: Setup, variant: str) -> str:
+    if variant not in setup.variants:
+        raise ValueError(f"variant must be one of {', '.join(setup.variants)} for {setup.name}, got {variant!r}")
+    return variant
+
+
+def student_config(setup, seed: int) -> models.TrainConfig:
+    """The student's config for ``seed``: the setup's student with ``seed`` replaced.
+
+    The setup's own seed returns its config unchanged (so seed 0 of the patterns is the
+    book's student and its shipped cache entries); another seed gets its own name
+    (``<name>-seed<seed>``) and key.
+
+    Raises:
+        ValueError: for an unknown setup or a seed that is not a non-negative integer.
+    """
+    setup = _setup(setup)
+    seed = _check_seed(seed)
+    if seed == setup.student.seed:
+        return setup.student
+    return dataclasses.replace(setup.student, seed=seed, name=f"{setup.student.name}-seed{seed}")
+
+
+def model_key(setup, variant: str, seed: int) -> str:
+    """The cache key of the model ``variant`` of ``seed`` is measured on (SHA-256 hex)."""
+    setup = _setup(setup)
+    _check_variant(setup, variant)
+    config = student_config(setup, seed)
+    if variant == "alone":
+        return config.key()
+    if variant == "ptq8":
+        blob = json.dumps({"ptq": "full_int8", "base": config.key(), "calibration": CALIBRATION_IMAGES},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+    if variant == "qat8":
+        return quantization.STUDENT_QAT_RECIPES["qat8"].key(config.key())
+    if variant in distillation.STUDENT_RECIPES:
+        return distillation.STUDENT_RECIPES[variant].key(config.key(), setup.teacher.key())
+    return setup.pruning[variant].key(config.key())
+
+
+def record_key(setup, variant: str, seed: int) -> str:
+    """The key of a seed record: the model's key, the test images and :data:`SEEDS_VERSION`."""
+    setup = _setup(setup)
+    blob = json.dumps(
+        {"setup": setup.name, "variant": variant, "model": model_key(setup, variant, seed),
+         "n_test": setup.n_test, "seeds_version": SEEDS_VERSION},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def entry_name(setup, variant: str, seed: int) -> str:
+    """The record's cache folder: ``seeds-<setup>-<variant>-s<seed>-<16 hex digits of its key>``."""
+    setup = _setup(setup)
+    return f"seeds-{setup.name}-{variant.replace(':', 'by')}-s{seed}-{record_key(setup, variant, seed)[:16]}"
+
+
+def pack_correct(correct) -> dict:
+    """Per-image correctness as a small JSON value: ``{"n", "bits"}`` (base64 of ``np.packbits``)."""
+    correct = np.asarray(correct, dtype=bool)
+    if correct.ndim != 1:
+        raise ValueError(f"correctness must be 1-D, got shape {correct.shape}")
+    return {"n": int(correct.size), "bits": base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")}
+
+
+def unpack_correct(packed: dict) -> np.ndarray:
+    """Inverse of :func:`pack_correct`: a ``bool`` array ``(n,)``.
+
+    Raises:
+        ValueError: if the value is not a packed correctness or its bits do not cover ``n``.
+    """
+    try:
+        n, raw = int(packed["n"]), base64.b64decode(packed["bits"], validate=True)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"not a packed correctness ({{'n', 'bits'}}): {err}") from err
+    if n < 0 or len(raw) != -(-n // 8):
+        raise ValueError(f"packed correctness holds {len(raw)} bytes, {n} images need {-(-n // 8)}")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8))[:n].astype(bool)
+
+
+def _model(setup: Setup, variant: str, seed: int, cache_dir, verbose: bool):
+    """``(kind, model, meta)``: the Keras model or the ``.tflite`` bytes of ``variant``."""
+    config = student_config(setup, seed)
+    if variant in ("alone", "ptq8"):
+        model, meta = models.load_or_train(config, cache_dir, verbose=verbose)
+    elif variant == "qat8":
+        model, meta = quantization.load_or_qat(config, quantization.STUDENT_QAT_RECIPES["qat8"], cache_dir,
+                                               verbose=verbose)
+    elif variant in distillation.STUDENT_RECIPES:
+        model, meta = distillation.load_or_distill(config, setup.teacher, distillation.STUDENT_RECIPES[variant],
+                                                   cache_dir, verbose=verbose)
+    else:
+        model, meta = pruning.load_or_prune(config, setup.pruning[variant], cache_dir, verbose=verbose)
+    if variant in ("ptq8", "qat8"):
+        calibration = models.training_images(config, 0, CALIBRATION_IMAGES)[0]
+        return "tflite", litert.to_tflite(model, "full_int8", representative_images=calibration), meta
+    return "keras", model, meta
+
+
+def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=None, verbose: bool = False) -> dict:
+    """The record of ``variant`` trained with ``seed``: from the cache, or trained and measured.
+
+    The model comes from the model cache or is trained (and cached) by the chapters' own
+    functions (:func:`mobileopt_ref.models.load_or_train`,
+    :func:`mobileopt_ref.distillation.load_or_distill`,
+    :func:`mobileopt_ref.pruning.load_or_prune`,
+    :func:`mobileopt_ref.quantization.load_or_qat`); ``"ptq8"`` and ``"qat8"`` are converted
+    to full-integer ``.tflite`` files calibrated on :data:`CALIBRATION_IMAGES` training
+    images and run on LiteRT's default (XNNPACK) kernels; float variants run in Keras. The
+    record (:func:`mobileopt_ref.models.load_or_measure`) is what ships.
+
+    Args:
+        setup: a :class:`Setup` or its name in :data:`SETUPS`.
+        variant: one of the setup's ``variants``.
+        seed: the student's training seed.
+        cache_dir: model cache folder (the models of other seeds are cached there too).
+        retrain: force training and measuring; ``None`` reads ``MOBILEOPT_RETRAIN``.
+        verbose: print training progress.
+
+    Returns:
+        ``{"key", "setup", "variant", "seed", "model_key", "weights_sha256",
+        "train_seconds", "machine", "accuracy", "correct", "source"}``: ``accuracy`` in
+        [0, 1] on the setup's test images, ``correct`` packed (:func:`unpack_correct`),
+        ``train_seconds`` of the last training step (s) on ``machine``.
+
+    Raises:
+        ValueError: for an unknown setup, variant or seed.
+    """
+    setup = _setup(setup)
+    _check_variant(setup, variant)
+    config = student_config(setup, seed)
+    key = record_key(setup, variant, seed)
+
+    def measure() -> dict:
+        kind, model, meta = _model(setup, variant, seed, cache_dir, verbose)
+        images, labels = models.evaluation_images(config, "test", setup.n_test)
+        if kind == "keras":
+            predicted = models.predict_logits(model, images).argmax(1)
+        else:
+            predicted = litert.predict_tflite(model, images).argmax(1)
+        correct = predicted == labels
+        return {
+            "key": key, "setup": setup.name, "variant": variant, "seed": seed,
+            "model_key": model_key(setup, variant, seed), "weights_sha256": meta["weights_sha256"],
+            "train_seconds": meta.get("train_seconds"), "machine": meta.get("machine"),
+            "accuracy": float(correct.mean()), "correct": pack_correct(correct),
+        }
+
+    return models.load_or_measure(entry_name(setup, variant, seed), key, measure, cache_dir,
+                                  retrain=retrain, verbose=verbose)
+
+
+def load_records(setup, seeds=SEEDS, variants=None, cache_dir=None) -> dict:
+    """The shipped records of ``setup``, ``{(variant, seed): record}``, measuring nothing.
+
+    Missing records are left out (a caller that needs them all checks the keys).
+    """
+    setup = _setup(setup)
+    out = {}
+    for variant in variants or setup.variants:
+        for seed in seeds:
+            def missing():
+                raise LookupError
+            try:
+                out[variant, seed] = models.load_or_measure(
+                    entry_name(setup, variant, seed), record_key(setup, variant, seed), missing, cache_dir,
+                    retrain=False, verbose=False,
+                )
+            except LookupError:
+                continue
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedComparison:
+    """A comparison repeated over seeds, with its seed-level verdict.
+
+    Attributes:
+        comparison: what was compared.
+        setup: the dataset's name.
+        seeds: the seeds, in order.
+        deltas: ``accuracy(B) - accuracy(A)`` per seed, in points.
+        tests: the exact McNemar test per seed (:func:`mobileopt_ref.stats.mcnemar`).
+        mean: the mean difference over seeds (points).
+        sd: its sample standard deviation over seeds (points; 0 for one seed).
+        low, high: the Student-t interval of the mean at ``level`` (points; both equal
+            ``mean`` when the deltas are all equal; ``nan`` for one seed).
+        level: significance level.
+        verdict: ``"higher across seeds"``, ``"lower across seeds"``, ``"within
+            seed-to-seed variation"`` or ``"one seed only"``.
+    """
+
+    comparison: Comparison
+    setup: str
+    seeds: tuple
+    deltas: tuple
+    tests: tuple
+    mean: float
+    sd: float
+    low: float
+    high: float
+    level: float
+    verdict: str
+
+    @property
+    def significant_seeds(self) -> int:
+        """Seeds whose own McNemar test found the difference significant, in either direction."""
+        return sum(t.verdict != "not distinguishable" for t in self.tests)
+
+    def text(self) -> str:
+        """The result for prose, e.g. ``"+0.70 points on average over 3 seeds (SD 0.35; 95 % CI
+        -0.17 to 1.57): within seed-to-seed variation"``."""
+        if len(self.seeds) == 1:
+            return f"{self.mean:+.2f} points with one seed ({self.tests[0].note}): one seed only"
+        pct = f"{100 * (1 - self.level):.0f} %"
+        return (f"{self.mean:+.2f} points on average over {len(self.seeds)} seeds (SD {self.sd:.2f}; "
+                f"{pct} CI {self.low:+.2f} to {self.high:+.2f}): {self.verdict}")
+
+
+def seed_verdict(deltas, *, level: float = _stats.LEVEL) -> tuple:
+    """Mean, SD and Student-t interval of per-seed differences, and the verdict.
+
+    ``d̄ ± t_{1 - level/2, k-1} s_d / sqrt(k)``; the interval is the point ``d̄`` when the
+    ``k`` differences are equal (``s_d = 0``).
+
+    Args:
+        deltas: per-seed paired differences (any unit), at least one, all finite.
+        level: significance level in (0, 1).
+
+    Returns:
+        ``(mean, sd, low, high, verdict)``; ``verdict`` is ``"higher across seeds"`` (the
+        interval lies above 0), ``"lower across seeds"``, ``"within seed-to-seed
+        variation"``, or ``"one seed only"`` (``low = high = nan``).
+
+    Raises:
+        ValueError: for no differences, a non-finite one, or a bad level.
+    """
+    level = _stats._check_level(level)
+    d = np.asarray(deltas, dtype=float)
+    if d.ndim != 1 or d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError(f"deltas must be a non-empty 1-D list of finite numbers, got {deltas!r}")
+    mean = float(d.mean())
+    if d.size == 1:
+        return mean, 0.0, math.nan, math.nan, "one seed only"
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        low = high = mean
+    else:
+        half = float(_scipy_stats.t.ppf(1 - level / 2, d.size - 1)) * sd / math.sqrt(d.size)
+        low, high = mean - half, mean + half
+    word = {"above": "higher across seeds", "below": "lower across seeds"}.get(
+        _stats.verdict(low, high, null=0.0), "within seed-to-seed variation")
+    return mean, sd, low, high, word
+
+
+def compare(records: dict, comparison: Comparison, setup, seeds=SEEDS, *, level: float = _stats.LEVEL) -> SeedComparison:
+    """Judges ``comparison`` over ``seeds`` from the records of :func:`load_records`.
+
+    Raises:
+        KeyError: naming the first missing ``(variant, seed)`` record.
+        ValueError: if two records of one seed cover different test images.
+    """
+    setup = _setup(setup)
+    deltas, tests = [], []
+    for seed in seeds:
+        for variant in (comparison.baseline, comparison.variant):
+            if (variant, seed) not in records:
+                raise KeyError(f"no record of {variant!r} with seed {seed} for {setup.name}: "
+                               f"run `mobileopt seeds --dataset {setup.name}` to make it")
+        a = unpack_correct(records[comparison.baseline, seed]["correct"])
+        b = unpack_correct(records[comparison.variant, seed]["correct"])
+        tests.append(_stats.mcnemar(a, b, level=level))
+        deltas.append(100 * (b.mean() - a.mean()))
+    mean, sd, low, high, word = seed_verdict(deltas, level=level)
+    return SeedComparison(comparison, setup.name, tuple(seeds), tuple(deltas), tuple(tests), mean, sd, low, high,
+                          level, word)
+
+
+def comparisons_for(setup) -> tuple:
+    """The :data:`COMPARISONS` whose both variants the setup trains."""
+    setup = _setup(setup)
+    return tuple(c for c in COMPARISONS if c.baseline in setup.variants and c.variant in setup.variants)
+
+
+def run(setup, seeds=SEEDS, variants=None, cache_dir=None, *, retrain=None, verbose: bool = False,
+        progress: bool = True) -> dict:
+    """Trains (or loads) and measures every variant of ``setup`` for every seed.
+
+    Seeds run one after the other, each seed's variants in the setup's training order;
+    every finished model and record is cached at once, so an interrupted run resumes where
+    it stopped. Progress is shown by ``tqdm``.
+
+    Returns:
+        ``{(variant, seed): record}``.
+    """
+    from tqdm.auto import tqdm
+
+    setup = _setup(setup)
+    seeds = tuple(_check_seed(s) for s in seeds)
+    variants = tuple(_check_variant(setup, v) for v in (variants or setup.variants))
+    out = {}
+    jobs = [(v, s) for s in seeds for v in variants]
+    for variant, seed in tqdm(jobs, desc=f"seeds ({setup.name})", disable=not progress):
+        out[variant, seed] = load_or_measure(setup, variant, seed, cache_dir, retrain=retrain, verbose=verbose)
+    return out

@@ -1,0 +1,151 @@
+"""Seeds: keys that find the book's own models, packed correctness, seed-level verdicts."""
+
+import base64
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from mobileopt_ref import distillation, models, pruning, quantization, seeds
+
+
+def test_seed_zero_of_the_patterns_is_the_books_student_and_its_shipped_entries():
+    assert seeds.student_config("patterns", 0) is models.STUDENT
+    config = seeds.student_config("patterns", 0)
+    assert seeds.model_key("patterns", "alone", 0) == models.STUDENT.key()
+    assert seeds.model_key("patterns", "kd", 0) == distillation.STUDENT_RECIPES["kd"].key(
+        config.key(), models.TEACHER.key())
+    assert seeds.model_key("patterns", "magnitude75", 0) == pruning.STUDENT_RECIPES["magnitude75"].key(config.key())
+    assert seeds.model_key("patterns", "qat8", 0) == quantization.STUDENT_QAT_RECIPES["qat8"].key(config.key())
+    # the shipped cache holds exactly these entries (their folder names carry the keys)
+    root = models.checkout_root()
+    if root is not None:
+        assert (root / "cache" / config.entry_name()).is_dir()
+        key = seeds.model_key("patterns", "magnitude75", 0)
+        assert (root / "cache" / f"student-magnitude75-{key[:16]}").is_dir()
+
+
+def test_other_seeds_change_only_the_seed_and_the_name():
+    one = seeds.student_config("patterns", 1)
+    assert one.seed == 1 and one.name == "student-seed1"
+    assert one.key() != models.STUDENT.key()
+    assert models.TrainConfig(**{**one.__dict__, "name": "x", "seed": 0}).key() == models.STUDENT.key()
+    assert len({seeds.record_key("patterns", "kd", s) for s in seeds.SEEDS}) == len(seeds.SEEDS)
+    assert seeds.entry_name("patterns", "2:4", 2).startswith("seeds-patterns-2by4-s2-")
+
+
+def test_digits_pruning_updates_masks_at_the_end_of_the_ramp():
+    setup = seeds.SETUPS["digits"]
+    steps = setup.student.images_per_epoch // setup.student.batch_size
+    for name in ("magnitude75",):
+        recipe = setup.pruning[name]
+        assert (recipe.ramp_epochs * steps) % recipe.frequency == 0
+    # the patterns' frequency would not divide the digits' ramp: the reason for the change
+    patterns_recipe = pruning.STUDENT_RECIPES["magnitude75"]
+    assert (patterns_recipe.ramp_epochs * steps) % patterns_recipe.frequency != 0
+
+
+def test_bad_setup_variant_and_seed_are_refused():
+    with pytest.raises(ValueError, match="setup must be one of patterns, digits"):
+        seeds.student_config("flowers", 0)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        seeds.model_key("digits", "logits", 0)  # the digits do not train logit matching
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seeds.student_config("patterns", -1)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seeds.student_config("patterns", True)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 2000, 360])
+def test_correctness_packs_and_unpacks_exactly(n):
+    rng = np.random.default_rng(n)
+    correct = rng.random(n) < 0.7
+    packed = seeds.pack_correct(correct)
+    assert packed["n"] == n
+    np.testing.assert_array_equal(seeds.unpack_correct(packed), correct)
+
+
+def test_a_damaged_packed_correctness_is_refused():
+    packed = seeds.pack_correct(np.ones(20, bool))
+    with pytest.raises(ValueError, match="20 images need 3"):
+        seeds.unpack_correct({"n": 20, "bits": base64.b64encode(b"\xff\xff").decode()})
+    with pytest.raises(ValueError, match="not a packed correctness"):
+        seeds.unpack_correct({"bits": packed["bits"]})
+    with pytest.raises(ValueError, match="not a packed correctness"):
+        seeds.unpack_correct({"n": 20, "bits": "not base64!"})
+
+
+def test_seed_verdict_is_the_student_t_interval():
+    deltas = [0.6, 0.8, 0.7]
+    mean, sd, low, high, word = seeds.seed_verdict(deltas)
+    t_low, t_high = scipy_stats.t.interval(0.95, 2, loc=np.mean(deltas), scale=scipy_stats.sem(deltas))
+    assert (mean, sd) == pytest.approx((np.mean(deltas), np.std(deltas, ddof=1)))
+    assert (low, high) == pytest.approx((t_low, t_high))
+    assert word == "higher across seeds"  # 0.7 +- 4.30 * 0.1 / sqrt(3) stays above 0
+    # the same mean with the spread of seeds that disagree more is not enough
+    assert seeds.seed_verdict([0.4, 1.1, 0.7])[4] == "within seed-to-seed variation"
+    assert seeds.seed_verdict([0.7, -0.2, 1.5])[4] == "within seed-to-seed variation"
+    assert seeds.seed_verdict([-2.0, -2.5, -1.8])[4] == "lower across seeds"
+    assert seeds.seed_verdict([0.5, 0.5, 0.5])[2:] == (0.5, 0.5, "higher across seeds")
+    one = seeds.seed_verdict([0.7])
+    assert one[4] == "one seed only" and math.isnan(one[2])
+    with pytest.raises(ValueError, match="finite"):
+        seeds.seed_verdict([])
+    with pytest.raises(ValueError, match="finite"):
+        seeds.seed_verdict([0.1, float("nan")])
+
+
+def _record(correct):
+    return {"correct": seeds.pack_correct(correct), "accuracy": float(np.mean(correct))}
+
+
+def test_compare_pairs_each_seed_and_judges_across_seeds():
+    rng = np.random.default_rng(1)
+    records, expected = {}, []
+    for seed, fixed in zip(seeds.SEEDS, (30, 40, 35)):
+        a = rng.random(2000) < 0.85
+        b = a.copy()
+        b[np.flatnonzero(~a)[:fixed]] = True  # B fixes `fixed` of A's errors, breaks none
+        records["alone", seed], records["kd", seed] = _record(a), _record(b)
+        expected.append(100 * fixed / 2000)
+    comparison = seeds.COMPARISONS[0]
+    result = seeds.compare(records, comparison, "patterns")
+    assert result.deltas == pytest.approx(tuple(expected))
+    assert [t.only_b for t in result.tests] == [30, 40, 35]
+    assert result.significant_seeds == 3
+    assert result.verdict == "higher across seeds"
+    assert "over 3 seeds" in result.text() and result.text().endswith("higher across seeds")
+    del records["kd", 2]
+    with pytest.raises(KeyError, match="no record of 'kd' with seed 2"):
+        seeds.compare(records, comparison, "patterns")
+
+
+def test_comparisons_of_the_digits_are_those_it_trains():
+    names = {c.variant for c in seeds.comparisons_for("digits")}
+    assert names == {"kd", "qat8", "ptq8", "magnitude75", "channels50"}
+    assert len(seeds.comparisons_for("patterns")) == len(seeds.COMPARISONS)
+
+
+def test_a_record_is_measured_once_then_read_back(tmp_path, monkeypatch):
+    # A stand-in model (no training): the record machinery around it is what is tested.
+    calls = []
+
+    def fake_model(setup, variant, seed, cache_dir, verbose):
+        calls.append(variant)
+
+        class Model:
+            pass
+
+        return "keras", Model(), {"weights_sha256": "ab" * 32, "train_seconds": 1.0, "machine": {"cpu": "x"}}
+
+    monkeypatch.setattr(seeds, "_model", fake_model)
+    labels = models.evaluation_images(seeds.DIGITS_STUDENT, "test")[1]
+    monkeypatch.setattr(models, "predict_logits", lambda model, images: np.eye(10)[labels])
+    first = seeds.load_or_measure("digits", "alone", 0, tmp_path)
+    assert first["source"] == "trained" and first["accuracy"] == 1.0
+    again = seeds.load_or_measure("digits", "alone", 0, tmp_path)
+    assert again["source"] == "cache" and calls == ["alone"]
+    assert seeds.unpack_correct(again["correct"]).all()
+    loaded = seeds.load_records("digits", seeds=(0, 1), variants=("alone",), cache_dir=tmp_path)
+    assert list(loaded) == [("alone", 0)]
