@@ -149,3 +149,37 @@ def test_a_record_is_measured_once_then_read_back(tmp_path, monkeypatch):
     assert seeds.unpack_correct(again["correct"]).all()
     loaded = seeds.load_records("digits", seeds=(0, 1), variants=("alone",), cache_dir=tmp_path)
     assert list(loaded) == [("alone", 0)]
+
+
+def test_check_labels_name_a_dataset_and_a_seed():
+    assert seeds.parse_check_label("seeds-digits-s1") == ("digits", 1)
+    assert seeds.parse_check_label("seeds-patterns-s0") == ("patterns", 0)
+    with pytest.raises(ValueError, match="unknown seed label 'seeds-digits-s7'"):
+        seeds.parse_check_label("seeds-digits-s7")
+
+
+def test_the_table_has_one_column_per_seed_and_a_computed_verdict():
+    rng = np.random.default_rng(2)
+    records = {}
+    for seed in seeds.SEEDS:
+        a = rng.random(360) < 0.9
+        for variant in seeds.SETUPS["digits"].variants:
+            records[variant, seed] = _record(a)  # every variant the same: no difference
+    results = seeds.judge_all("digits", records)
+    header, rows = seeds.table_rows(results)
+    assert len(header) == 1 + len(seeds.SEEDS) + 3
+    assert all(len(row) == len(header) for row in rows)
+    assert {row[-1] for row in rows} == {"within seed-to-seed variation"}
+    assert all(r.deltas == (0.0, 0.0, 0.0) for r in results)
+
+
+def test_the_command_says_what_is_missing_and_how_to_make_it(tmp_path, monkeypatch, capsys):
+    from mobileopt_ref import cli
+
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["seeds", "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "no record of" in err and "--train" in err
+    with pytest.raises(SystemExit):
+        cli.main(["seeds", "--seeds", "-1"])
+    assert "non-negative integer" in capsys.readouterr().err

@@ -9,6 +9,7 @@ Usage::
     mobileopt set-repository https://github.com/O/R     # the book's URL: launch buttons, Colab
     mobileopt case-study [--out DIR] [--threads N] ...  # the whole chain measured, the article judged
     mobileopt report RECORDS.json [--format terminal]   # render a saved case-study table
+    mobileopt seeds [--dataset digits] [--train]        # the comparisons over seeds, and on the digits
 """
 
 from __future__ import annotations
@@ -177,6 +178,69 @@ def _retrain_check_case_study(labels) -> int:
     return failures
 
 
+def _retrain_check_seeds(labels) -> int:
+    """Re-makes every record of each ``seeds-<dataset>-s<seed>`` label in a copy of the
+    shipped cache (without the models of the seeds and the digits, which do not ship) and
+    compares weights and per-image results with the shipped records."""
+    import shutil  # noqa: PLC0415
+
+    from mobileopt_ref import models, seeds  # noqa: PLC0415
+
+    failures = 0
+    shipped_dir = models.default_cache_dir()
+    for label in labels:
+        name, seed = seeds.parse_check_label(label)
+        shipped = seeds.load_records(name, (seed,), cache_dir=shipped_dir)
+        missing = [v for v in seeds.SETUPS[name].variants if (v, seed) not in shipped]
+        if missing:
+            print(f"{label}: no valid shipped record of {', '.join(missing)} in {shipped_dir}", file=sys.stderr)
+            failures += 1
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(shipped_dir, tmp, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("tflite", "seeds-*", "*-seed[0-9]*", "digits-*"))
+            fresh = seeds.run(name, (seed,), cache_dir=tmp, retrain=False)
+        for variant in seeds.SETUPS[name].variants:
+            a, b = shipped[variant, seed], fresh[variant, seed]
+            same = seeds.same_measurement(a, b)
+            print(f"{label} {variant}: {'MATCH' if same else 'DIFFER'} (weights shipped {a['weights_sha256'][:16]}, "
+                  f"re-made {b['weights_sha256'][:16]}; accuracy {100 * b['accuracy']:.2f} % vs "
+                  f"{100 * a['accuracy']:.2f} %)")
+            failures += not same
+    return failures
+
+
+def _seeds(args) -> int:
+    from mobileopt_ref import env, seeds  # noqa: PLC0415
+
+    env.setup(figures=False)
+    names = list(seeds.SETUPS) if args.dataset == "all" else [args.dataset]
+    for name in names:
+        if args.train:
+            records = seeds.run(name, args.seeds, verbose=False)
+        else:
+            records = seeds.load_records(name, args.seeds)
+        try:
+            results = seeds.judge_all(name, records, args.seeds)
+        except KeyError as err:
+            print(f"error: {err.args[0]} (add --train to train what is missing; about 76 min a seed on the "
+                  "patterns, 15 on the digits, on two cores)", file=sys.stderr)
+            return 2
+        header, rows = seeds.table_rows(results)
+        title = f"{name}: every comparison over seeds {', '.join(map(str, args.seeds))}"
+        if args.format == "markdown":
+            from mobileopt_ref import casestudy  # noqa: PLC0415
+
+            print(f"## {title}\n\n{casestudy.markdown(header, rows)}\n")
+        else:
+            from rich.console import Console  # noqa: PLC0415
+
+            from mobileopt_ref import casestudy  # noqa: PLC0415
+
+            Console(width=max(160, Console().width)).print(casestudy.rich_table(header, rows, title=title))
+    return 0
+
+
 def _compare_weights(label: str, shipped: dict, fresh: dict) -> int:
     """Prints whether a re-made entry's weights equal the shipped ones; 1 if they differ."""
     same = fresh["weights_sha256"] == shipped["weights_sha256"]
@@ -197,16 +261,19 @@ def _retrain_check(args) -> int:
     from mobileopt_ref import env, models  # noqa: PLC0415
 
     env.setup(figures=False)
-    from mobileopt_ref import casestudy  # noqa: PLC0415
+    from mobileopt_ref import casestudy, seeds  # noqa: PLC0415
 
     derived_labels = {label for label, _ in _shipped_derived([])}
     chain_labels = [n for n in casestudy.CHAIN_ENTRIES if not args.models or n in args.models]
+    seed_labels = [n for n in seeds.CHECK_LABELS if not args.models or n in args.models]
     model_names = [n for n in args.models
-                   if n not in derived_labels and n not in ("gpt", "vit") and n not in casestudy.CHAIN_ENTRIES]
+                   if n not in derived_labels and n not in ("gpt", "vit") and n not in casestudy.CHAIN_ENTRIES
+                   and n not in seeds.CHECK_LABELS]
     unknown = [n for n in model_names if n not in ("teacher", "student")]
     if unknown:
         raise SystemExit(f"unknown entry {unknown[0]!r}; choose from teacher, student, gpt, vit, "
-                         f"{', '.join(sorted(derived_labels | set(casestudy.CHAIN_ENTRIES)))}")
+                         f"{', '.join(sorted(derived_labels | set(casestudy.CHAIN_ENTRIES)))}, "
+                         f"{', '.join(seeds.CHECK_LABELS)}")
     derived_names = [n for n in args.models if n in derived_labels]
     failures = 0
     checks = []
@@ -219,6 +286,7 @@ def _retrain_check(args) -> int:
     if "vit" in args.models or not args.models:
         failures += _retrain_check_vit()
     failures += _retrain_check_case_study(chain_labels)
+    failures += _retrain_check_seeds(seed_labels)
     for label, config, recipe in checks:
         cached = _load_shipped(config, recipe)
         if cached is None:
@@ -424,6 +492,16 @@ def _report(args) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -450,7 +528,8 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="*",
                    help="teacher, student, gpt, vit, student-<pruning, distillation or QAT recipe>, "
                         "the case study's student-kd-global75, student-kd-channels50, "
-                        "student-kd-channels50-qat8, student-kd-qat8, student-channels50-qat8 "
+                        "student-kd-channels50-qat8, student-kd-qat8, student-channels50-qat8, "
+                        "seeds-<patterns|digits>-s<0|1|2> (every record of one seed) "
                         "(default: every shipped entry)")
     p.set_defaults(func=_retrain_check)
     p = sub.add_parser("inspect", help="size, operators, memory, speed, energy and quantization of a .tflite")
@@ -497,6 +576,15 @@ def main(argv=None) -> int:
     p.add_argument("--format", choices=("markdown", "terminal"), default="markdown",
                    help="markdown (default) or a terminal table")
     p.set_defaults(func=_report)
+    p = sub.add_parser("seeds", help="the book's training-based comparisons over seeds, and on the digits")
+    p.add_argument("--dataset", choices=("patterns", "digits", "all"), default="all",
+                   help="the generated patterns, scikit-learn's digits, or both (default)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--train", action="store_true",
+                   help="train and measure what the model cache lacks (otherwise only shipped records are read)")
+    p.add_argument("--format", choices=("markdown", "terminal"), default="terminal",
+                   help="a terminal table (default) or markdown")
+    p.set_defaults(func=_seeds)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -461,3 +461,51 @@ def run(setup, seeds=SEEDS, variants=None, cache_dir=None, *, retrain=None, verb
     for variant, seed in tqdm(jobs, desc=f"seeds ({setup.name})", disable=not progress):
         out[variant, seed] = load_or_measure(setup, variant, seed, cache_dir, retrain=retrain, verbose=verbose)
     return out
+
+
+def judge_all(setup, records: dict, seeds=SEEDS, *, level: float = _stats.LEVEL) -> list:
+    """Every comparison of ``setup`` (:func:`comparisons_for`) judged over ``seeds``.
+
+    Raises:
+        KeyError: as :func:`compare`, for the first missing record.
+    """
+    return [compare(records, c, setup, seeds, level=level) for c in comparisons_for(setup)]
+
+
+def table_rows(results: list) -> tuple:
+    """``(header, rows)`` of a results table: per-seed differences and the seed-level verdict."""
+    if not results:
+        raise ValueError("no comparisons to tabulate")
+    seeds = results[0].seeds
+    header = ["comparison (B vs A)", *[f"seed {s}: B - A (McNemar)" for s in seeds],
+              "mean (SD), points", f"{100 * (1 - results[0].level):.0f} % CI over seeds", "verdict"]
+    rows = []
+    for r in results:
+        per_seed = [f"{d:+.2f} ({'significant' if t.verdict != 'not distinguishable' else 'n.s.'}, "
+                    f"{_stats.p_text(t.p_value)})" for d, t in zip(r.deltas, r.tests)]
+        interval = "-" if math.isnan(r.low) else f"{r.low:+.2f} to {r.high:+.2f}"
+        rows.append([r.comparison.name, *per_seed, f"{r.mean:+.2f} ({r.sd:.2f})", interval, r.verdict])
+    return header, rows
+
+
+CHECK_LABELS = tuple(f"seeds-{name}-s{seed}" for name in SETUPS for seed in SEEDS)
+"""What ``mobileopt retrain-check`` accepts for the seed records: one label per dataset and
+seed (every variant of that seed is re-made)."""
+
+
+def parse_check_label(label: str) -> tuple:
+    """``"seeds-digits-s1"`` -> ``("digits", 1)``.
+
+    Raises:
+        ValueError: for a label not in :data:`CHECK_LABELS`.
+    """
+    if label not in CHECK_LABELS:
+        raise ValueError(f"unknown seed label {label!r}; choose from {', '.join(CHECK_LABELS)}")
+    _, name, seed = label.split("-")
+    return name, int(seed[1:])
+
+
+def same_measurement(shipped: dict, fresh: dict) -> bool:
+    """Whether a re-made record equals the shipped one: same weights, same per-image results."""
+    return (shipped["weights_sha256"] == fresh["weights_sha256"]
+            and np.array_equal(unpack_correct(shipped["correct"]), unpack_correct(fresh["correct"])))
