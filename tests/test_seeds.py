@@ -183,3 +183,8 @@ def test_the_command_says_what_is_missing_and_how_to_make_it(tmp_path, monkeypat
     with pytest.raises(SystemExit):
         cli.main(["seeds", "--seeds", "-1"])
     assert "non-negative integer" in capsys.readouterr().err
+
+
+def test_a_missing_teacher_record_is_none_when_nothing_may_be_trained(tmp_path):
+    assert seeds.teacher_record("digits", tmp_path, shipped_only=True) is None
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

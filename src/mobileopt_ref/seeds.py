@@ -308,6 +308,34 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
                                   retrain=retrain, verbose=verbose)
 
 
+def teacher_record(setup, cache_dir=None, *, retrain=None, shipped_only: bool = False, verbose: bool = False):
+    """The setup's teacher on its test images: ``{"key", "accuracy", "correct", "weights_sha256",
+    "train_seconds", "machine"}`` (one seed, the book's), from the cache or trained and measured.
+
+    With ``shipped_only=True`` nothing is trained and a missing record returns ``None``.
+    """
+    setup = _setup(setup)
+    blob = json.dumps({"setup": setup.name, "teacher": setup.teacher.key(), "n_test": setup.n_test,
+                       "seeds_version": SEEDS_VERSION}, sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(blob.encode()).hexdigest()
+
+    def measure() -> dict:
+        if shipped_only:
+            raise LookupError
+        model, meta = models.load_or_train(setup.teacher, cache_dir, verbose=verbose)
+        images, labels = models.evaluation_images(setup.teacher, "test", setup.n_test)
+        correct = models.predict_logits(model, images).argmax(1) == labels
+        return {"key": key, "setup": setup.name, "weights_sha256": meta["weights_sha256"],
+                "train_seconds": meta.get("train_seconds"), "machine": meta.get("machine"),
+                "accuracy": float(correct.mean()), "correct": pack_correct(correct)}
+
+    try:
+        return models.load_or_measure(f"seeds-{setup.name}-teacher-{key[:16]}", key, measure, cache_dir,
+                                      retrain=retrain and not shipped_only, verbose=verbose)
+    except LookupError:
+        return None
+
+
 def load_records(setup, seeds=SEEDS, variants=None, cache_dir=None) -> dict:
     """The shipped records of ``setup``, ``{(variant, seed): record}``, measuring nothing.
 
