@@ -134,14 +134,12 @@ def test_a_record_is_measured_once_then_read_back(tmp_path, monkeypatch):
     def fake_model(setup, variant, seed, cache_dir, verbose):
         calls.append(variant)
 
-        class Model:
-            pass
-
-        return "keras", Model(), {"weights_sha256": "ab" * 32, "train_seconds": 1.0, "machine": {"cpu": "x"}}
+        return "tflite", b"a .tflite file", {"weights_sha256": "ab" * 32, "train_seconds": 1.0,
+                                             "machine": {"cpu": "x"}}
 
     monkeypatch.setattr(seeds, "_model", fake_model)
     labels = models.evaluation_images(seeds.DIGITS_STUDENT, "test")[1]
-    monkeypatch.setattr(models, "predict_logits", lambda model, images: np.eye(10)[labels])
+    monkeypatch.setattr(seeds.litert, "predict_tflite", lambda model, images: np.eye(10)[labels])
     first = seeds.load_or_measure("digits", "alone", 0, tmp_path)
     assert first["source"] == "trained" and first["accuracy"] == 1.0
     again = seeds.load_or_measure("digits", "alone", 0, tmp_path)

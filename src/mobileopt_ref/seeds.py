@@ -237,7 +237,8 @@ def unpack_correct(packed: dict) -> np.ndarray:
 
 
 def _model(setup: Setup, variant: str, seed: int, cache_dir, verbose: bool):
-    """``(kind, model, meta)``: the Keras model or the ``.tflite`` bytes of ``variant``."""
+    """``(kind, model, meta)``: the ``.tflite`` file of ``variant`` (``kind`` ``"tflite"``;
+    float32, or full int8 for ``"ptq8"`` and ``"qat8"``) and the cache meta of its Keras model."""
     config = student_config(setup, seed)
     if variant in ("alone", "ptq8"):
         model, meta = models.load_or_train(config, cache_dir, verbose=verbose)
@@ -252,7 +253,7 @@ def _model(setup: Setup, variant: str, seed: int, cache_dir, verbose: bool):
     if variant in ("ptq8", "qat8"):
         calibration = models.training_images(config, 0, CALIBRATION_IMAGES)[0]
         return "tflite", litert.to_tflite(model, "full_int8", representative_images=calibration), meta
-    return "keras", model, meta
+    return "tflite", litert.to_tflite(model), meta
 
 
 def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=None, verbose: bool = False) -> dict:
@@ -262,10 +263,11 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
     functions (:func:`mobileopt_ref.models.load_or_train`,
     :func:`mobileopt_ref.distillation.load_or_distill`,
     :func:`mobileopt_ref.pruning.load_or_prune`,
-    :func:`mobileopt_ref.quantization.load_or_qat`); ``"ptq8"`` and ``"qat8"`` are converted
-    to full-integer ``.tflite`` files calibrated on :data:`CALIBRATION_IMAGES` training
-    images and run on LiteRT's default (XNNPACK) kernels; float variants run in Keras. The
-    record (:func:`mobileopt_ref.models.load_or_measure`) is what ships.
+    :func:`mobileopt_ref.quantization.load_or_qat`) and converted to the ``.tflite`` file a
+    phone would run, as the chapters measure it: float32, or for ``"ptq8"`` and ``"qat8"``
+    full int8 calibrated on :data:`CALIBRATION_IMAGES` training images; every file runs on
+    LiteRT's default (XNNPACK) kernels. The record
+    (:func:`mobileopt_ref.models.load_or_measure`) is what ships.
 
     Args:
         setup: a :class:`Setup` or its name in :data:`SETUPS`.
@@ -290,13 +292,9 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
     key = record_key(setup, variant, seed)
 
     def measure() -> dict:
-        kind, model, meta = _model(setup, variant, seed, cache_dir, verbose)
+        _, tflite, meta = _model(setup, variant, seed, cache_dir, verbose)
         images, labels = models.evaluation_images(config, "test", setup.n_test)
-        if kind == "keras":
-            predicted = models.predict_logits(model, images).argmax(1)
-        else:
-            predicted = litert.predict_tflite(model, images).argmax(1)
-        correct = predicted == labels
+        correct = litert.predict_tflite(tflite, images).argmax(1) == labels
         return {
             "key": key, "setup": setup.name, "variant": variant, "seed": seed,
             "model_key": model_key(setup, variant, seed), "weights_sha256": meta["weights_sha256"],
@@ -324,7 +322,7 @@ def teacher_record(setup, cache_dir=None, *, retrain=None, shipped_only: bool = 
             raise LookupError
         model, meta = models.load_or_train(setup.teacher, cache_dir, verbose=verbose)
         images, labels = models.evaluation_images(setup.teacher, "test", setup.n_test)
-        correct = models.predict_logits(model, images).argmax(1) == labels
+        correct = litert.predict_tflite(litert.to_tflite(model), images).argmax(1) == labels
         return {"key": key, "setup": setup.name, "weights_sha256": meta["weights_sha256"],
                 "train_seconds": meta.get("train_seconds"), "machine": meta.get("machine"),
                 "accuracy": float(correct.mean()), "correct": pack_correct(correct)}
@@ -537,3 +535,44 @@ def same_measurement(shipped: dict, fresh: dict) -> bool:
     """Whether a re-made record equals the shipped one: same weights, same per-image results."""
     return (shipped["weights_sha256"] == fresh["weights_sha256"]
             and np.array_equal(unpack_correct(shipped["correct"]), unpack_correct(fresh["correct"])))
+
+
+def figure(results: list, *, title: str | None = None):
+    """Each comparison's per-seed differences (grey dots) and their mean with its interval.
+
+    The mean is green when the interval over seeds lies above 0, red below, grey when it
+    contains 0 (:func:`seed_verdict`).
+
+    Args:
+        results: :class:`SeedComparison` results (:func:`judge_all`), one row each.
+        title: optional axes title.
+
+    Returns:
+        The matplotlib figure (show it with :func:`mobileopt_ref.plotting.show`).
+
+    Raises:
+        ValueError: for no results.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if not results:
+        raise ValueError("no comparisons to draw")
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(results) + 1.4))
+    colours = {"higher across seeds": "C2", "lower across seeds": "C3"}
+    for y, r in enumerate(results):
+        ax.plot(r.deltas, [y] * len(r.deltas), "o", color="0.6", ms=4, label="one seed" if y == 0 else None)
+        colour = colours.get(r.verdict, "0.35")
+        if math.isnan(r.low):
+            ax.plot(r.mean, y, "D", color=colour)
+        else:
+            ax.errorbar(r.mean, y, xerr=[[r.mean - r.low], [r.high - r.mean]], fmt="D", color=colour, capsize=3,
+                        label="mean, 95 % CI over seeds" if y == 0 else None)
+    ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
+    ax.set_yticks(range(len(results)), [r.comparison.name for r in results], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy difference, method minus baseline (points)")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
