@@ -1,6 +1,7 @@
 """Seeds: keys that find the book's own models, packed correctness, seed-level verdicts."""
 
 import base64
+import json
 import math
 
 import numpy as np
@@ -186,3 +187,40 @@ def test_the_command_says_what_is_missing_and_how_to_make_it(tmp_path, monkeypat
 def test_a_missing_teacher_record_is_none_when_nothing_may_be_trained(tmp_path):
     assert seeds.teacher_record("digits", tmp_path, shipped_only=True) is None
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def _shipped_dir():
+    root = models.checkout_root()
+    if root is None:
+        pytest.skip("runs inside the book's checkout, where the records ship")
+    return root / "cache"
+
+
+@pytest.mark.parametrize("name, seeds_shipped", [("digits", seeds.SEEDS), ("patterns", (0,))])
+def test_the_shipped_records_are_complete_and_consistent(name, seeds_shipped):
+    setup = seeds.SETUPS[name]
+    records = seeds.load_records(name, seeds_shipped, cache_dir=_shipped_dir())
+    assert set(records) == {(v, s) for v in setup.variants for s in seeds_shipped}
+    n = len(models.evaluation_images(setup.student, "test", setup.n_test)[1])
+    for (variant, seed), r in records.items():
+        correct = seeds.unpack_correct(r["correct"])
+        assert correct.size == n and r["accuracy"] == pytest.approx(correct.mean())
+        assert (r["variant"], r["seed"], r["setup"]) == (variant, seed, name)
+        assert r["model_key"] == seeds.model_key(name, variant, seed)
+    # post-training int8 is measured on the float model's weights
+    for seed in seeds_shipped:
+        assert records["ptq8", seed]["weights_sha256"] == records["alone", seed]["weights_sha256"]
+    assert seeds.teacher_record(name, _shipped_dir(), shipped_only=True) is not None
+
+
+def test_seed_zero_of_the_patterns_measures_the_shipped_models():
+    records = seeds.load_records("patterns", (0,), cache_dir=_shipped_dir())
+    for variant in ("alone", "kd", "magnitude75", "qat8"):
+        config = seeds.student_config("patterns", 0)
+        key = seeds.model_key("patterns", variant, 0)
+        entry = config.entry_name() if variant == "alone" else None
+        if entry is None:
+            name = {"kd": "kd", "magnitude75": "magnitude75", "qat8": "qat8"}[variant]
+            entry = f"student-{name}-{key[:16]}"
+        meta = json.loads((_shipped_dir() / entry / "meta.json").read_text())
+        assert records[variant, 0]["weights_sha256"] == meta["weights_sha256"]
