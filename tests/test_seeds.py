@@ -224,3 +224,29 @@ def test_seed_zero_of_the_patterns_measures_the_shipped_models():
             entry = f"student-{name}-{key[:16]}"
         meta = json.loads((_shipped_dir() / entry / "meta.json").read_text())
         assert records[variant, 0]["weights_sha256"] == meta["weights_sha256"]
+
+
+def _markdown(path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def missing_seed_statements(texts: dict) -> list:
+    """The comparisons whose chapter (``texts[chapter]``, its markdown) does not glue the
+    seed-level verdict ``seeds_<variant>``."""
+    return [c for c in seeds.COMPARISONS
+            if f"{{glue:text}}`seeds_{c.variant.replace(':', 'by')}`" not in texts.get(c.chapter, "")]
+
+
+def test_every_training_based_comparison_states_its_seed_level_verdict():
+    root = models.checkout_root()
+    if root is None:
+        pytest.skip("runs inside the book's checkout")
+    texts = {}
+    for c in seeds.COMPARISONS:
+        (path,) = (root / "notebooks").glob(f"{c.chapter}_*.ipynb")
+        texts[c.chapter] = _markdown(path)
+    assert not missing_seed_statements(texts), [c.name for c in missing_seed_statements(texts)]
+    # the guard catches a chapter that states a single-seed verdict only
+    planted = dict(texts, **{"03": texts["03"].replace("{glue:text}`seeds_kd`", "{glue:text}`kd_vs_alone`")})
+    assert [c.variant for c in missing_seed_statements(planted)] == ["kd"]
