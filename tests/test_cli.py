@@ -58,6 +58,14 @@ def test_retrain_check_of_a_case_study_entry_without_shipped_entries_fails_witho
     assert list(tmp_path.iterdir()) == []
 
 
+def test_retrain_check_of_a_seed_without_shipped_records_fails_without_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOBILEOPT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["retrain-check", "seeds-digits-s1"]) == 1
+    err = capsys.readouterr().err
+    assert "seeds-digits-s1: no valid shipped record of alone, ptq8" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_case_study_entries_are_shipped_and_loaded_without_training():
     from mobileopt_ref import casestudy, models
 
@@ -72,6 +80,8 @@ def test_the_case_study_entries_are_shipped_and_loaded_without_training():
 def test_retrain_check_refuses_an_unknown_entry_and_lists_the_shipped_ones():
     with pytest.raises(SystemExit, match=r"unknown entry 'student-qat3'; choose from teacher, student, .*student-qat-w2a8"):
         cli.main(["retrain-check", "student-qat3"])
+    with pytest.raises(SystemExit, match=r"unknown entry 'seeds-digits-s7'; .*seeds-digits-s2"):
+        cli.main(["retrain-check", "seeds-digits-s7"])
 
 
 def test_retrain_check_names_the_machine_an_entry_was_made_on_when_weights_differ(monkeypatch, capsys):

@@ -52,8 +52,8 @@ CALIBRATION_IMAGES = 200
 """Training images (epoch 0) that calibrate post-training int8, as in the chapters."""
 
 DIGITS_BASE = {"dataset": "digits", "epochs": 20, "images_per_epoch": 2_560, "ramp_epochs": 0}
-"""The digits schedule: 20 epochs of 2,560 shifted training digits (about two passes over
-the 1,258 training images per epoch), no curriculum; the rest as the patterns' configs."""
+"""The digits schedule, 20 epochs of 2,560 shifted training digits (about two passes over
+the 1,258 training images per epoch) and no curriculum; the rest as the patterns' configs."""
 
 DIGITS_TEACHER = models.TrainConfig(alpha=models.TEACHER_ALPHA, name="digits-teacher", **DIGITS_BASE)
 """The teacher (width 1.0) trained on the digits."""
@@ -96,10 +96,12 @@ class Setup:
 
 VARIANTS = ("alone", "ptq8", "qat8", "finetuned", "channels50", "kd", "magnitude75", "magnitude50",
             "magnitude90", "2:4", "logits")
-"""Every variant a seed can train: the student alone; its int8 file after post-training
-quantization (``"ptq8"``) and after quantization-aware training (``"qat8"``); distilled with
-Hinton's loss (``"kd"``) or logit matching (``"logits"``); pruned by each of
-:data:`mobileopt_ref.pruning.STUDENT_RECIPES` (``"finetuned"`` is the dense control)."""
+"""Every variant a seed can train, in training order.
+
+The student alone; its int8 file after post-training quantization (``"ptq8"``) and after
+quantization-aware training (``"qat8"``); distilled with Hinton's loss (``"kd"``) or logit
+matching (``"logits"``); pruned by each of :data:`mobileopt_ref.pruning.STUDENT_RECIPES`
+(``"finetuned"`` is the dense control)."""
 
 SETUPS = {
     "patterns": Setup("patterns", models.TEACHER, models.STUDENT, 2_000, pruning.STUDENT_RECIPES, VARIANTS),
