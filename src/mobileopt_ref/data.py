@@ -526,7 +526,7 @@ def load_tf_flowers(resolution: int = 224, *, seed: int = 0, sizes: dict | None 
     For readers who are online: the photos are downloaded once by tensorflow-datasets,
     resized to ``resolution`` and split 80/10/10 with a fixed seed. Offline, or without
     ``pip install tensorflow-datasets``, this raises a ``RuntimeError`` that names the
-    offline default.
+    offline datasets.
 
     Args:
         resolution: image side in pixels, 32 to 224.
@@ -538,8 +538,9 @@ def load_tf_flowers(resolution: int = 224, *, seed: int = 0, sizes: dict | None 
     """
     resolution = check_resolution(resolution)
     offline_hint = (
-        "The book's offline default is load_dataset('patterns'), generated locally "
-        "with no download."
+        "The offline datasets are load_dataset('patterns') (the book's default, generated "
+        "locally) and load_dataset('digits') (bundled with scikit-learn); neither downloads "
+        "anything."
     )
     try:
         import tensorflow_datasets as tfds  # noqa: PLC0415 - optional dependency
