@@ -250,3 +250,17 @@ def test_every_training_based_comparison_states_its_seed_level_verdict():
     # the guard catches a chapter that states a single-seed verdict only
     planted = dict(texts, **{"03": texts["03"].replace("{glue:text}`seeds_kd`", "{glue:text}`kd_vs_alone`")})
     assert [c.variant for c in missing_seed_statements(planted)] == ["kd"]
+
+
+def test_the_case_study_and_the_vit_state_their_seed_count():
+    # The case study's chain and the ViT compare models trained once: the prose says so,
+    # and the case study gives the seed-level verdicts of the chain's single steps.
+    root = models.checkout_root()
+    if root is None:
+        pytest.skip("runs inside the book's checkout")
+    case_study = _markdown(root / "notebooks" / "09_case_study.ipynb")
+    assert "one training run of each model (one\nseed)" in case_study
+    for variant in ("kd", "qat8", "channels50"):
+        assert f"{{glue:text}}`seeds_{variant}`" in case_study, variant
+    large = _markdown(root / "notebooks" / "08_large_models.ipynb")
+    assert "weaker classifier here (one training run of each model, one seed)" in large
