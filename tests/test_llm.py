@@ -183,6 +183,56 @@ def test_quantize_keeps_both_signatures(tiny_export):
         llm.quantize(q, "dynamic_int8")
 
 
+def test_layer_groups_split_every_quantized_weight_once(tiny_export):
+    total = llm.quantized_weights(llm.quantize(tiny_export, "int4_block32"))
+    assert llm.quantized_weights(tiny_export) == 0
+    d, v, t, r = TINY.d_model, TINY.vocab_size, TINY.context, TINY.mlp_ratio
+    expected = {  # the matrices of each group, from the architecture
+        "token table": v * d,
+        "position table": t * d,
+        "attention": TINY.n_layers * 4 * d * d,
+        "MLP": TINY.n_layers * 2 * r * d * d,
+        "output layer": d * v,
+    }
+    counts = {g: llm.quantized_weights(llm.quantize(tiny_export, "int4_block32", g)) for g in llm.LAYER_GROUPS}
+    assert counts == expected
+    assert sum(counts.values()) == total
+
+
+def test_mixed_scheme_keeps_the_ends_int8_and_the_rest_int4(tiny_export):
+    q = llm.quantize(tiny_export, "int4_block32_int8_embeddings")
+    graph = litert.read_graph(litert.select_signature(q, llm.DECODE_SIGNATURE))
+    kinds = {}
+    for op in graph.ops:
+        if op.op in ("EMBEDDING_LOOKUP", "FULLY_CONNECTED"):
+            weight = graph.tensors[op.inputs[1]]
+            end = op.op == "EMBEDDING_LOOKUP" or weight.name.startswith("head/")
+            kinds.setdefault("ends" if end else "blocks", set()).add(weight.dtype_name.lower())
+    assert kinds == {"ends": {"int8"}, "blocks": {"int4"}}
+    assert len(q) > len(llm.quantize(tiny_export, "int4_block32"))
+
+
+def test_quantize_by_group_refuses_what_it_cannot_do(tiny_export):
+    with pytest.raises(ValueError, match="group must be one of"):
+        llm.quantize(tiny_export, "int4_block32", "embeddings")
+    with pytest.raises(ValueError, match="cannot be restricted to a group"):
+        llm.quantize(tiny_export, "weight_only_int8", "MLP")
+    with pytest.raises(ValueError, match="cannot be restricted to a group"):
+        llm.quantize(tiny_export, "int4_block32_int8_embeddings", "MLP")
+
+
+def test_quantization_sensitivity_measures_each_group_alone(tiny_export):
+    data = llm.ByteTokenizer().encode("The for statement iterates over the items of a sequence. " * 8)
+    rows = llm.quantization_sensitivity(tiny_export, data.astype(np.uint8), num_threads=1)
+    assert [r["group"] for r in rows] == list(llm.LAYER_GROUPS)
+    assert sum(r["weight_share"] for r in rows) == pytest.approx(1.0)
+    reference = llm.evaluate(tiny_export, data.astype(np.uint8), num_threads=1)["bits_per_byte"]
+    for r in rows:
+        assert r["bits_per_byte"] - reference == pytest.approx(r["delta_bits_per_byte"])
+        assert 0.0 <= r["top1_agreement"] <= 1.0
+        assert r["bytes"] < len(tiny_export)
+
+
 def test_bundle_runs_in_litert_lm_like_the_interpreter(tiny_export, tmp_path):
     pytest.importorskip("litert_lm")
     path = llm.build_bundle(tiny_export, tmp_path / "tiny.litertlm")

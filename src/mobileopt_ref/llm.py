@@ -34,10 +34,12 @@ API summary:
 - Quality: :func:`evaluate` (bits per byte and next-byte predictions of a :class:`GPT` or
   of any exported ``.tflite``), :func:`top1_agreement`.
 - Quantization: :data:`SCHEMES` (LiteRT Quantizer recipes: dynamic int8, weight-only
-  int8, int4 channelwise, int4 blockwise 32/64/128, Hadamard int4, int2 blockwise),
+  int8, int4 channelwise, int4 blockwise 32/64/128, Hadamard int4, int2 blockwise, int4
+  block 32 with int8 embeddings),
   :func:`quantize`, :func:`quantization_sweep` (size, bits per byte, top-1 agreement with
   float, a greedy sample, per scheme; falls back to built-in kernels where XNNPACK
-  refuses a file).
+  refuses a file), :data:`LAYER_GROUPS` and :func:`quantization_sensitivity` (what
+  quantizing each group of layers alone costs), :func:`quantized_weights`.
 - LiteRT-LM: :func:`build_bundle` (a ``.litertlm`` with the model, the tokenizer and
   :func:`bundle_metadata`), :class:`LiteRTLM` (the engine: ``generate``, ``tokenize``),
   :func:`litert_lm_benchmark` (LiteRT-LM's own prefill/decode tokens per second),
@@ -1076,19 +1078,52 @@ def load_cached(config: LMTrainConfig = GPT_SMALL, cache_dir=None):
                              cache_dir)
 
 
-def _dynamic(bits: int, granularity: str = "CHANNELWISE", hadamard: bool = False):
-    def make():
+LAYER_GROUPS = {
+    "token table": r"(^|;)token_embedding/",
+    "position table": r"(^|;)position_embedding/",
+    "attention": r"(^|;)[qkvo]_\d+/",
+    "MLP": r"(^|;)(up|down)_\d+/",
+    "output layer": r"^(?!.*(^|;)(token_embedding|position_embedding|[qkvo]_\d+|up_\d+|down_\d+)/)",
+}
+"""The weights of an exported :class:`GPT` in five groups, as regular expressions over op scopes.
+
+The LiteRT Quantizer names each operator by its output tensors' names (its *scope*) and
+applies a recipe entry to the operators whose scope matches the entry's regular
+expression (``re.search``; a later entry overrides an earlier one). The export keeps the
+Keras layer names in those names (``q_0/Tensordot``, ``token_embedding/MatMul``...), so
+the groups are: the token table and the position table (each an ``EMBEDDING_LOOKUP``),
+the attention projections ``q``, ``k``, ``v``, ``o`` of every block, the MLP's ``up``
+and ``down``, and everything else the recipe quantizes (the output layer, whose output is
+the signature's ``logits``). Each quantized weight falls in exactly one group (tested)."""
+
+
+def _dynamic(bits: int, granularity: str = "CHANNELWISE", hadamard: bool = False, tables_bits: int | None = None):
+    """A recipe maker for dynamic quantization (int weights, activations quantized at run time).
+
+    The maker takes ``regex`` (the op scopes to quantize, default all; see
+    :data:`LAYER_GROUPS`). With ``tables_bits``, the token and position tables and the
+    output layer are quantized channel-wise to that many bits instead.
+    """
+    def make(regex: str = ".*"):
         from litert_quantizer import algorithm_manager, qtyping, recipe_manager  # noqa: PLC0415
 
         manager = recipe_manager.RecipeManager()
         manager.add_dynamic_config(
-            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=bits,
+            regex=regex, operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=bits,
             granularity=getattr(qtyping.QuantGranularity, granularity),
             algorithm_key=(algorithm_manager.AlgorithmName.DECOMPOSED_HADAMARD_ROTATION if hadamard
                            else algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT),
         )
+        if tables_bits is not None:
+            for table in ("token table", "position table", "output layer"):
+                manager.add_dynamic_config(
+                    regex=LAYER_GROUPS[table], operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                    num_bits=tables_bits, granularity=qtyping.QuantGranularity.CHANNELWISE,
+                    algorithm_key=algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT,
+                )
         return manager.get_quantization_recipe()
 
+    make.by_group = tables_bits is None  # quantization_sensitivity can restrict it to a group
     return make
 
 
@@ -1096,6 +1131,9 @@ def _weight_only_int8():
     from litert_quantizer import recipe  # noqa: PLC0415
 
     return recipe.weight_only_wi8_afp32()
+
+
+_weight_only_int8.by_group = False
 
 
 SCHEMES = {
@@ -1111,6 +1149,8 @@ SCHEMES = {
     "int4_hadamard": ("int4 weights per channel after a Hadamard rotation (dynamic_wi4c_hr_afp32)",
                       _dynamic(4, hadamard=True)),
     "int2_block32": ("int2 weights, one scale per 32 weights (dynamic_wi2b32_afp32)", _dynamic(2, "BLOCKWISE_32")),
+    "int4_block32_int8_embeddings": ("int4 weights per block of 32; the token and position tables and the output "
+                                     "layer int8 per channel", _dynamic(4, "BLOCKWISE_32", tables_bits=8)),
 }
 """LiteRT Quantizer schemes for an exported model, as ``{name: (description, recipe())}``.
 
@@ -1118,10 +1158,15 @@ All quantize the weights of every supported op (``FULLY_CONNECTED``,
 ``EMBEDDING_LOOKUP``, ...) symmetrically; ``weight_only`` dequantizes them before a float
 op, the others keep activations float32 and let the kernels quantize them on the fly
 (``afp32``). A block of ``b`` weights along the input dimension shares one scale, so a
-4-bit weight costs ``4 + 16 / b`` bits with 16-bit scales."""
+4-bit weight costs ``4 + 16 / b`` bits with 16-bit scales. The last,
+``int4_block32_int8_embeddings``, is int4 block 32 except at the two ends of the model:
+the token and position tables and the output layer (which a model with tied embeddings
+shares with the token table) stay int8, as :func:`mobileopt_ref.kvcache.weight_bytes`
+counts with ``embedding="int8 channelwise"``; :func:`quantization_sensitivity` shows
+why."""
 
 
-def quantize(model, scheme: str) -> bytes:
+def quantize(model, scheme: str, group: str | None = None) -> bytes:
     """Quantizes an exported model's weights with a LiteRT Quantizer scheme.
 
     Both signatures are quantized together; their weights stay shared.
@@ -1129,12 +1174,16 @@ def quantize(model, scheme: str) -> bytes:
     Args:
         model: float32 ``.tflite`` bytes or path (from :func:`export_tflite`).
         scheme: a key of :data:`SCHEMES`.
+        group: a key of :data:`LAYER_GROUPS` to quantize only that group's weights (the
+            rest stay float32); ``None`` for all. Dynamic schemes only.
 
     Returns:
         The quantized ``.tflite`` content (inputs and outputs unchanged).
 
     Raises:
-        ValueError: for an unknown scheme or a model that is not float32.
+        ValueError: for an unknown scheme or group, a group with a scheme that cannot be
+            restricted (weight-only int8, the mixed embeddings scheme), or a model that is not
+            float32.
     """
     import contextlib  # noqa: PLC0415
     import io  # noqa: PLC0415
@@ -1144,6 +1193,13 @@ def quantize(model, scheme: str) -> bytes:
 
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+    make = SCHEMES[scheme][1]
+    if group is not None:
+        if group not in LAYER_GROUPS:
+            raise ValueError(f"group must be one of {list(LAYER_GROUPS)} or None, got {group!r}")
+        if not make.by_group:
+            allowed = [name for name, (_, m) in SCHEMES.items() if m.by_group]
+            raise ValueError(f"scheme {scheme!r} cannot be restricted to a group; schemes that can: {allowed}")
     content = litert.read_tflite(model)
     graph = litert.read_graph(litert.select_signature(content, DECODE_SIGNATURE)) \
         if DECODE_SIGNATURE in litert.signatures(content) else litert.read_graph(content)
@@ -1151,7 +1207,7 @@ def quantize(model, scheme: str) -> bytes:
     if done is not None:
         raise ValueError(f"quantize needs a float32 model; tensor {done.name!r} is quantized already")
     qt = litert_quantizer.Quantizer(bytearray(content))
-    qt.load_quantization_recipe(SCHEMES[scheme][1]())
+    qt.load_quantization_recipe(make() if group is None else make(LAYER_GROUPS[group]))
     with native_stderr_captured(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = qt.quantize(None, enable_progress_report=False, enable_progress_bar=False)
@@ -1217,6 +1273,70 @@ def quantization_sweep(float_model, data, *, schemes=None, max_bytes: int | None
             "xnnpack_error": refusal,
             "sample": sample,
             "content": model,
+        })
+    return rows
+
+
+def quantized_weights(model) -> int:
+    """Number of quantized weight values in an exported model (both signatures share them).
+
+    Args:
+        model: ``.tflite`` bytes or path.
+
+    Returns:
+        The element count of every constant int8, int4 or int2 tensor of the ``decode``
+        signature (the schemes here quantize weights only; activations stay float32); 0
+        for a float32 file.
+    """
+    content = litert.read_tflite(model)
+    graph = litert.read_graph(litert.select_signature(content, DECODE_SIGNATURE))
+    return int(sum(int(np.prod(t.shape, dtype=np.int64)) for t in graph.tensors
+                   if t.data is not None and t.dtype_name.lower() in ("int8", "int4", "int2")))
+
+
+def quantization_sensitivity(float_model, data, *, scheme: str = "int4_block32", max_bytes: int | None = None,
+                             num_threads: int = 2) -> list:
+    """Quantizes one :data:`LAYER_GROUPS` group at a time and measures what each costs.
+
+    For each group, only that group's weights are quantized with ``scheme`` and the
+    rest stay float32; the file is evaluated on ``data``. The group whose own
+    quantization costs the most bits per byte is where a mixed recipe should spend
+    more bits. The costs need not add up to the whole scheme's: errors of different
+    layers interact.
+
+    Args:
+        float_model: float32 ``.tflite`` bytes or path (from :func:`export_tflite`).
+        data: held-out bytes (see :func:`split_corpus`).
+        scheme: a dynamic key of :data:`SCHEMES` (one whose recipe takes a group).
+        max_bytes: evaluate on the first ``max_bytes`` bytes only.
+        num_threads: interpreter threads.
+
+    Returns:
+        One dict per group, in :data:`LAYER_GROUPS` order: ``group``, ``weights`` (values
+        quantized), ``weight_share`` (of all values the whole scheme quantizes),
+        ``bytes``, ``bits_per_byte``, ``delta_bits_per_byte`` (against float32) and
+        ``top1_agreement`` (with float32).
+
+    Raises:
+        ValueError: for a scheme that cannot be restricted to a group, or a model that
+            is not a float32 export.
+    """
+    content = litert.read_tflite(float_model)
+    reference = evaluate(content, data, max_bytes=max_bytes, num_threads=num_threads)
+    total = quantized_weights(quantize(content, scheme))
+    rows = []
+    for group in LAYER_GROUPS:
+        model = quantize(content, scheme, group)
+        result = evaluate(model, data, max_bytes=max_bytes, num_threads=num_threads)
+        weights = quantized_weights(model)
+        rows.append({
+            "group": group,
+            "weights": weights,
+            "weight_share": weights / total,
+            "bytes": len(model),
+            "bits_per_byte": result["bits_per_byte"],
+            "delta_bits_per_byte": result["bits_per_byte"] - reference["bits_per_byte"],
+            "top1_agreement": top1_agreement(result["predictions"], reference["predictions"]),
         })
     return rows
 
