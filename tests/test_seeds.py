@@ -196,7 +196,7 @@ def _shipped_dir():
     return root / "cache"
 
 
-@pytest.mark.parametrize("name, seeds_shipped", [("digits", seeds.SEEDS), ("patterns", (0,))])
+@pytest.mark.parametrize("name, seeds_shipped", [("digits", seeds.SEEDS), ("patterns", seeds.SEEDS)])
 def test_the_shipped_records_are_complete_and_consistent(name, seeds_shipped):
     setup = seeds.SETUPS[name]
     records = seeds.load_records(name, seeds_shipped, cache_dir=_shipped_dir())
@@ -207,10 +207,16 @@ def test_the_shipped_records_are_complete_and_consistent(name, seeds_shipped):
         assert correct.size == n and r["accuracy"] == pytest.approx(correct.mean())
         assert (r["variant"], r["seed"], r["setup"]) == (variant, seed, name)
         assert r["model_key"] == seeds.model_key(name, variant, seed)
+        # what was trained, spelled out, and the same as the library's configs
+        assert r["config"] == seeds.model_config(name, variant, seed)
+        assert r["config"]["student"]["seed"] == seed
+    # each seed's student starts from other weights, so it ends with other weights
+    assert len({records["alone", s]["weights_sha256"] for s in seeds_shipped}) == len(seeds_shipped)
     # post-training int8 is measured on the float model's weights
     for seed in seeds_shipped:
         assert records["ptq8", seed]["weights_sha256"] == records["alone", seed]["weights_sha256"]
-    assert seeds.teacher_record(name, _shipped_dir(), shipped_only=True) is not None
+    teacher = seeds.teacher_record(name, _shipped_dir(), shipped_only=True)
+    assert teacher["config"]["teacher"]["name"] == setup.teacher.name
 
 
 def test_seed_zero_of_the_patterns_measures_the_shipped_models():
@@ -264,3 +270,25 @@ def test_the_case_study_and_the_vit_state_their_seed_count():
         assert f"{{glue:text}}`seeds_{variant}`" in case_study, variant
     large = _markdown(root / "notebooks" / "08_large_models.ipynb")
     assert "weaker classifier here (one training run of each model, one seed)" in large
+
+
+def test_model_config_names_what_each_variant_adds():
+    assert set(seeds.model_config("patterns", "alone", 1)) == {"student"}
+    assert set(seeds.model_config("patterns", "ptq8", 1)) == {"student", "post_training"}
+    assert set(seeds.model_config("patterns", "qat8", 1)) == {"student", "qat"}
+    assert set(seeds.model_config("patterns", "kd", 1)) == {"student", "teacher", "distillation"}
+    assert set(seeds.model_config("digits", "magnitude75", 2)) == {"student", "pruning"}
+    assert seeds.model_config("digits", "magnitude75", 2)["pruning"]["frequency"] == 40
+    assert seeds.model_config("patterns", "alone", 2)["student"]["seed"] == 2
+    json.dumps(seeds.model_config("patterns", "2:4", 0))  # plain JSON
+
+
+@pytest.mark.parametrize("name", ["patterns", "digits"])
+def test_a_seed_draws_the_initial_weights_and_leaves_the_training_images_alone(name):
+    # chapter 10 says the training images and their order do not depend on the seed
+    a, b = seeds.student_config(name, 0), seeds.student_config(name, 1)
+    assert a.seed != b.seed and a.data_seed == b.data_seed
+    for epoch in (0, 3):
+        images_a, labels_a = models.training_images(a, epoch, 64)
+        images_b, labels_b = models.training_images(b, epoch, 64)
+        assert np.array_equal(images_a, images_b) and np.array_equal(labels_a, labels_b)

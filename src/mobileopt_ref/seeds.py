@@ -198,6 +198,35 @@ def model_key(setup, variant: str, seed: int) -> str:
     return setup.pruning[variant].key(config.key())
 
 
+def model_config(setup, variant: str, seed: int) -> dict:
+    """What the model of ``variant`` and ``seed`` was made from, as plain JSON values.
+
+    ``{"student": <its TrainConfig>}`` plus, by variant: ``"post_training"`` (the
+    conversion and its calibration images) for ``"ptq8"``, ``"qat"`` (the QAT recipe)
+    for ``"qat8"``, ``"teacher"`` and ``"distillation"`` (its recipe) for ``"kd"`` and
+    ``"logits"``, ``"pruning"`` (its recipe) for the pruned variants. Every record
+    carries it, so a record says what was trained without the library at hand;
+    :func:`model_key` is the digest the cache checks.
+
+    Raises:
+        ValueError: for an unknown setup, variant or seed.
+    """
+    setup = _setup(setup)
+    _check_variant(setup, variant)
+    config = student_config(setup, seed)
+    out = {"student": dataclasses.asdict(config)}
+    if variant == "ptq8":
+        out["post_training"] = {"conversion": "full_int8", "calibration_images": CALIBRATION_IMAGES}
+    elif variant == "qat8":
+        out["qat"] = dataclasses.asdict(quantization.STUDENT_QAT_RECIPES["qat8"])
+    elif variant in distillation.STUDENT_RECIPES:
+        out["teacher"] = dataclasses.asdict(setup.teacher)
+        out["distillation"] = dataclasses.asdict(distillation.STUDENT_RECIPES[variant])
+    elif variant != "alone":
+        out["pruning"] = dataclasses.asdict(setup.pruning[variant])
+    return json.loads(json.dumps(out))
+
+
 def record_key(setup, variant: str, seed: int) -> str:
     """The key of a seed record: the model's key, the test images and :data:`SEEDS_VERSION`."""
     setup = _setup(setup)
@@ -280,8 +309,9 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
         verbose: print training progress.
 
     Returns:
-        ``{"key", "setup", "variant", "seed", "model_key", "weights_sha256",
-        "train_seconds", "machine", "accuracy", "correct", "source"}``: ``accuracy`` in
+        ``{"key", "setup", "variant", "seed", "model_key", "config", "weights_sha256",
+        "train_seconds", "machine", "accuracy", "correct", "source"}`` (``config`` from
+        :func:`model_config`): ``accuracy`` in
         [0, 1] on the setup's test images, ``correct`` packed (:func:`unpack_correct`),
         ``train_seconds`` of the last training step (s) on ``machine``.
 
@@ -299,7 +329,8 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
         correct = litert.predict_tflite(tflite, images).argmax(1) == labels
         return {
             "key": key, "setup": setup.name, "variant": variant, "seed": seed,
-            "model_key": model_key(setup, variant, seed), "weights_sha256": meta["weights_sha256"],
+            "model_key": model_key(setup, variant, seed), "config": model_config(setup, variant, seed),
+            "weights_sha256": meta["weights_sha256"],
             "train_seconds": meta.get("train_seconds"), "machine": meta.get("machine"),
             "accuracy": float(correct.mean()), "correct": pack_correct(correct),
         }
@@ -309,8 +340,9 @@ def load_or_measure(setup, variant: str, seed: int, cache_dir=None, *, retrain=N
 
 
 def teacher_record(setup, cache_dir=None, *, retrain=None, shipped_only: bool = False, verbose: bool = False):
-    """The setup's teacher on its test images: ``{"key", "accuracy", "correct", "weights_sha256",
-    "train_seconds", "machine"}`` (one seed, the book's), from the cache or trained and measured.
+    """The setup's teacher on its test images: ``{"key", "config", "accuracy", "correct",
+    "weights_sha256", "train_seconds", "machine"}`` (one seed, the book's), from the cache or
+    trained and measured.
 
     With ``shipped_only=True`` nothing is trained and a missing record returns ``None``.
     """
@@ -325,7 +357,8 @@ def teacher_record(setup, cache_dir=None, *, retrain=None, shipped_only: bool = 
         model, meta = models.load_or_train(setup.teacher, cache_dir, verbose=verbose)
         images, labels = models.evaluation_images(setup.teacher, "test", setup.n_test)
         correct = litert.predict_tflite(litert.to_tflite(model), images).argmax(1) == labels
-        return {"key": key, "setup": setup.name, "weights_sha256": meta["weights_sha256"],
+        return {"key": key, "setup": setup.name, "config": {"teacher": json.loads(json.dumps(
+                    dataclasses.asdict(setup.teacher)))}, "weights_sha256": meta["weights_sha256"],
                 "train_seconds": meta.get("train_seconds"), "machine": meta.get("machine"),
                 "accuracy": float(correct.mean()), "correct": pack_correct(correct)}
 
