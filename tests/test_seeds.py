@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from mobileopt_ref import distillation, models, pruning, quantization, seeds
+from mobileopt_ref import distillation, models, pruning, quantization, seeds, stats
 
 
 def test_seed_zero_of_the_patterns_is_the_books_student_and_its_shipped_entries():
@@ -85,10 +85,11 @@ def test_seed_verdict_is_the_student_t_interval():
     assert (low, high) == pytest.approx((t_low, t_high))
     assert word == "higher across seeds"  # 0.7 +- 4.30 * 0.1 / sqrt(3) stays above 0
     # the same mean with the spread of seeds that disagree more is not enough
-    assert seeds.seed_verdict([0.4, 1.1, 0.7])[4] == "within seed-to-seed variation"
-    assert seeds.seed_verdict([0.7, -0.2, 1.5])[4] == "within seed-to-seed variation"
+    assert seeds.seed_verdict([0.4, 1.1, 0.7])[4] == "inconclusive over seeds"
+    assert seeds.seed_verdict([0.7, -0.2, 1.5])[4] == "inconclusive over seeds"
     assert seeds.seed_verdict([-2.0, -2.5, -1.8])[4] == "lower across seeds"
-    assert seeds.seed_verdict([0.5, 0.5, 0.5])[2:] == (0.5, 0.5, "higher across seeds")
+    # equal differences estimate no seed-to-seed variation: a zero-width interval decides nothing
+    assert seeds.seed_verdict([0.5, 0.5, 0.5])[2:] == (0.5, 0.5, "inconclusive over seeds")
     one = seeds.seed_verdict([0.7])
     assert one[4] == "one seed only" and math.isnan(one[2])
     with pytest.raises(ValueError, match="finite"):
@@ -103,13 +104,14 @@ def _record(correct):
 
 def test_compare_pairs_each_seed_and_judges_across_seeds():
     rng = np.random.default_rng(1)
-    records, expected = {}, []
+    records, expected, fixed_images = {}, [], set()
     for seed, fixed in zip(seeds.SEEDS, (30, 40, 35)):
         a = rng.random(2000) < 0.85
         b = a.copy()
         b[np.flatnonzero(~a)[:fixed]] = True  # B fixes `fixed` of A's errors, breaks none
         records["alone", seed], records["kd", seed] = _record(a), _record(b)
         expected.append(100 * fixed / 2000)
+        fixed_images |= set(np.flatnonzero(b & ~a).tolist())
     comparison = seeds.COMPARISONS[0]
     result = seeds.compare(records, comparison, "patterns")
     assert result.deltas == pytest.approx(tuple(expected))
@@ -117,9 +119,45 @@ def test_compare_pairs_each_seed_and_judges_across_seeds():
     assert result.significant_seeds == 3
     assert result.verdict == "higher across seeds"
     assert "over 3 seeds" in result.text() and result.text().endswith("higher across seeds")
+    assert "method minus baseline" in result.text()
+    # every image some seed fixed is one B gets right more often over the seeds
+    assert (result.images_b, result.images_a) == (len(fixed_images), 0) and result.image_p < 1e-9
+    with pytest.raises(ValueError, match="each seed may appear once"):
+        seeds.compare(records, comparison, "patterns", seeds=(0, 0, 1))
     del records["kd", 2]
     with pytest.raises(KeyError, match="no record of 'kd' with seed 2"):
         seeds.compare(records, comparison, "patterns")
+
+
+def test_a_consistent_edge_of_a_few_images_is_not_enough():
+    # Three seeds that each move the same few images the same way agree closely (a narrow
+    # interval over seeds), but five images are no evidence about the method: the sign test
+    # over images keeps the verdict inconclusive.
+    rng = np.random.default_rng(3)
+    records = {}
+    for seed, fixed in zip(seeds.SEEDS, (2, 1, 2)):
+        a = rng.random(360) < 0.96
+        a[:5] = False
+        b = a.copy()
+        b[:fixed] = True  # the same first images, fixed by B
+        records["ptq8", seed], records["alone", seed] = _record(b), _record(a)
+    comparison = next(c for c in seeds.COMPARISONS if c.variant == "ptq8")
+    result = seeds.compare(records, comparison, "digits")
+    assert result.low > 0  # the seeds alone would call it higher
+    assert (result.images_b, result.images_a) == (2, 0) and result.image_p == pytest.approx(0.5)
+    assert result.verdict == "inconclusive over seeds"
+
+
+def test_image_sign_test_with_one_seed_is_mcnemar():
+    rng = np.random.default_rng(4)
+    a, b = rng.random(500) < 0.8, rng.random(500) < 0.85
+    images_b, images_a, p = seeds.image_sign_test([a], [b])
+    m = stats.mcnemar(a, b)
+    assert (images_b, images_a) == (m.only_b, m.only_a) and p == pytest.approx(m.p_value)
+    with pytest.raises(ValueError, match="same number of seeds"):
+        seeds.image_sign_test([a, a], [b])
+    with pytest.raises(ValueError, match="same images"):
+        seeds.image_sign_test([a], [b[:10]])
 
 
 def test_comparisons_of_the_digits_are_those_it_trains():
@@ -166,9 +204,9 @@ def test_the_table_has_one_column_per_seed_and_a_computed_verdict():
             records[variant, seed] = _record(a)  # every variant the same: no difference
     results = seeds.judge_all("digits", records)
     header, rows = seeds.table_rows(results)
-    assert len(header) == 1 + len(seeds.SEEDS) + 3
+    assert len(header) == 1 + len(seeds.SEEDS) + 4
     assert all(len(row) == len(header) for row in rows)
-    assert {row[-1] for row in rows} == {"within seed-to-seed variation"}
+    assert {row[-1] for row in rows} == {"inconclusive over seeds"}
     assert all(r.deltas == (0.0, 0.0, 0.0) for r in results)
 
 
@@ -179,6 +217,12 @@ def test_the_command_says_what_is_missing_and_how_to_make_it(tmp_path, monkeypat
     assert cli.main(["seeds", "--dataset", "digits"]) == 2
     err = capsys.readouterr().err
     assert "no record of" in err and "--train" in err
+    # every dataset is tried: a missing record of one does not hide the other's table
+    assert cli.main(["seeds", "--dataset", "all"]) == 2
+    err = capsys.readouterr().err
+    assert "for patterns" in err and "for digits" in err
+    assert cli.main(["seeds", "--dataset", "digits", "--seeds", "0", "0"]) == 2
+    assert "each seed may appear once" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["seeds", "--seeds", "-1"])
     assert "non-negative integer" in capsys.readouterr().err

@@ -215,6 +215,10 @@ def _seeds(args) -> int:
 
     env.setup(figures=False)
     names = list(seeds.SETUPS) if args.dataset == "all" else [args.dataset]
+    if len(set(args.seeds)) != len(args.seeds):
+        print(f"error: each seed may appear once, got {' '.join(map(str, args.seeds))}", file=sys.stderr)
+        return 2
+    status = 0
     for name in names:
         if args.train:
             records = seeds.run(name, args.seeds, verbose=False)
@@ -223,9 +227,10 @@ def _seeds(args) -> int:
         try:
             results = seeds.judge_all(name, records, args.seeds)
         except KeyError as err:
-            print(f"error: {err.args[0]} (add --train to train what is missing; about 76 min a seed on the "
-                  "patterns, 15 on the digits, on two cores)", file=sys.stderr)
-            return 2
+            print(f"error: {err.args[0]} (about 76 min of training a seed on the patterns, 15 on the digits, "
+                  "on two cores)", file=sys.stderr)
+            status = 2
+            continue
         header, rows = seeds.table_rows(results)
         title = f"{name}: every comparison over seeds {', '.join(map(str, args.seeds))}"
         if args.format == "markdown":
@@ -237,8 +242,8 @@ def _seeds(args) -> int:
 
             from mobileopt_ref import casestudy  # noqa: PLC0415
 
-            Console(width=max(160, Console().width)).print(casestudy.rich_table(header, rows, title=title))
-    return 0
+            Console().print(casestudy.rich_table(header, rows, title=title))
+    return status
 
 
 def _compare_weights(label: str, shipped: dict, fresh: dict) -> int:

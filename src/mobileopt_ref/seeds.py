@@ -1,8 +1,8 @@
 """Seeds and a real dataset: do the book's training-based comparisons survive?
 
-Every training-based comparison in the book (distilled student against the student trained
-alone, pruned students against the fine-tuned dense control, quantization-aware training
-against post-training quantization) was first made with one training seed, and each
+The book's headline training-based comparisons (distilled student against the student
+trained alone, pruned students against the fine-tuned dense control, quantization-aware
+training against post-training quantization) were first made with one training seed, and each
 difference was judged by an exact McNemar test on the same test images. That test answers
 "do these two *trained models* differ on these images?", not "does the *method* beat the
 other one?": a second seed gives another pair of models, and the gap can move by as much as
@@ -13,10 +13,11 @@ seed level:
   evaluated on the same test images: the paired difference ``d_s`` (points) and its exact
   McNemar test;
 - across seeds, the mean ``d̄``, the standard deviation ``s_d`` and the Student-t interval
-  ``d̄ ± t_{0.975, k-1} s_d / sqrt(k)`` of ``k`` seeds (``scipy.stats.t``): the method's
-  effect is "higher (or lower) across seeds" when that interval excludes 0, and "within
-  seed-to-seed variation" otherwise. With ``k = 3`` seeds, ``t_{0.975, 2} = 4.30``: only a
-  difference that is consistent from seed to seed passes.
+  ``d̄ ± t_{0.975, k-1} s_d / sqrt(k)`` of ``k`` seeds (``scipy.stats.t``), and an exact
+  sign test over the test images of the difference averaged over the seeds: the method's
+  effect is "higher (or lower) across seeds" when the interval excludes 0 and the images
+  agree, and "inconclusive over seeds" otherwise. With ``k = 3`` seeds,
+  ``t_{0.975, 2} = 4.30``: only a difference that is consistent from seed to seed passes.
 
 The teacher stays the book's (``seed=0``): the question is the student's method, not the
 teacher's luck. Seed 0 of the generated patterns is the book's own students (the shipped
@@ -405,8 +406,11 @@ class SeedComparison:
         low, high: the Student-t interval of the mean at ``level`` (points; both equal
             ``mean`` when the deltas are all equal; ``nan`` for one seed).
         level: significance level.
-        verdict: ``"higher across seeds"``, ``"lower across seeds"``, ``"within
-            seed-to-seed variation"`` or ``"one seed only"``.
+        images_b, images_a: test images on which B (A) did better on average over the
+            seeds (:func:`image_sign_test`).
+        image_p: the exact sign test's p-value over those images.
+        verdict: ``"higher across seeds"``, ``"lower across seeds"``, ``"inconclusive
+            over seeds"`` or ``"one seed only"`` (see :func:`compare`).
     """
 
     comparison: Comparison
@@ -419,6 +423,9 @@ class SeedComparison:
     low: float
     high: float
     level: float
+    images_b: int
+    images_a: int
+    image_p: float
     verdict: str
 
     @property
@@ -427,20 +434,23 @@ class SeedComparison:
         return sum(t.verdict != "not distinguishable" for t in self.tests)
 
     def text(self) -> str:
-        """The result for prose, e.g. ``"+0.70 points on average over 3 seeds (SD 0.35; 95 % CI
-        -0.17 to 1.57): within seed-to-seed variation"``."""
+        """The result for prose, e.g. ``"+0.70 points (method minus baseline) on average over 3
+        seeds (SD 0.35; 95 % CI -0.17 to +1.57; images: 14 better, 9 worse, exact p = 0.40):
+        inconclusive over seeds"``."""
+        images = f"images: {self.images_b} better, {self.images_a} worse, exact {_stats.p_text(self.image_p)}"
         if len(self.seeds) == 1:
-            return f"{self.mean:+.2f} points with one seed ({self.tests[0].note}): one seed only"
+            return f"{self.mean:+.2f} points (method minus baseline) with one seed ({images}): one seed only"
         pct = f"{100 * (1 - self.level):.0f} %"
-        return (f"{self.mean:+.2f} points on average over {len(self.seeds)} seeds (SD {self.sd:.2f}; "
-                f"{pct} CI {self.low:+.2f} to {self.high:+.2f}): {self.verdict}")
+        return (f"{self.mean:+.2f} points (method minus baseline) on average over {len(self.seeds)} seeds "
+                f"(SD {self.sd:.2f}; {pct} CI {self.low:+.2f} to {self.high:+.2f}; {images}): {self.verdict}")
 
 
 def seed_verdict(deltas, *, level: float = _stats.LEVEL) -> tuple:
-    """Mean, SD and Student-t interval of per-seed differences, and the verdict.
+    """Mean, SD and Student-t interval of per-seed differences, and what the interval says.
 
     ``d̄ ± t_{1 - level/2, k-1} s_d / sqrt(k)``; the interval is the point ``d̄`` when the
-    ``k`` differences are equal (``s_d = 0``).
+    ``k`` differences are equal (``s_d = 0``), which estimates no seed-to-seed variation
+    and so decides nothing.
 
     Args:
         deltas: per-seed paired differences (any unit), at least one, all finite.
@@ -448,8 +458,8 @@ def seed_verdict(deltas, *, level: float = _stats.LEVEL) -> tuple:
 
     Returns:
         ``(mean, sd, low, high, verdict)``; ``verdict`` is ``"higher across seeds"`` (the
-        interval lies above 0), ``"lower across seeds"``, ``"within seed-to-seed
-        variation"``, or ``"one seed only"`` (``low = high = nan``).
+        interval lies above 0 and ``s_d > 0``), ``"lower across seeds"``,
+        ``"inconclusive over seeds"``, or ``"one seed only"`` (``low = high = nan``).
 
     Raises:
         ValueError: for no differences, a non-finite one, or a bad level.
@@ -463,36 +473,94 @@ def seed_verdict(deltas, *, level: float = _stats.LEVEL) -> tuple:
         return mean, 0.0, math.nan, math.nan, "one seed only"
     sd = float(d.std(ddof=1))
     if sd == 0.0:
-        low = high = mean
-    else:
-        half = float(_scipy_stats.t.ppf(1 - level / 2, d.size - 1)) * sd / math.sqrt(d.size)
-        low, high = mean - half, mean + half
+        return mean, sd, mean, mean, INCONCLUSIVE
+    half = float(_scipy_stats.t.ppf(1 - level / 2, d.size - 1)) * sd / math.sqrt(d.size)
+    low, high = mean - half, mean + half
     word = {"above": "higher across seeds", "below": "lower across seeds"}.get(
-        _stats.verdict(low, high, null=0.0), "within seed-to-seed variation")
+        _stats.verdict(low, high, null=0.0), INCONCLUSIVE)
     return mean, sd, low, high, word
+
+
+INCONCLUSIVE = "inconclusive over seeds"
+"""The verdict of a comparison that the seeds do not decide (see :func:`compare`)."""
+
+
+def image_sign_test(correct_a, correct_b) -> tuple:
+    """The exact sign test over test images of a difference averaged over seeds.
+
+    For image ``i``, ``x_i`` is the mean over the seeds of ``correct_B - correct_A``
+    (each 0 or 1). If B and A were equally good on every image, ``x_i`` would be as
+    likely positive as negative, so the count of positive ``x_i`` among the nonzero ones
+    is ``Binomial(n, 1/2)``; the p-value is that binomial test's (``scipy.stats.binomtest``).
+    Each image counts once, however many seeds agree on it. With one seed this is the
+    exact McNemar test.
+
+    Args:
+        correct_a, correct_b: sequences (one per seed) of ``bool`` arrays ``(n,)`` over
+            the same test images in the same order.
+
+    Returns:
+        ``(images_b, images_a, p)``: images with ``x_i > 0``, with ``x_i < 0``, and the
+        two-sided exact p-value (1 when no image differs).
+
+    Raises:
+        ValueError: for no seeds, a different count of seeds for A and B, or arrays that
+            do not cover the same images.
+    """
+    a = [np.asarray(c, dtype=bool) for c in correct_a]
+    b = [np.asarray(c, dtype=bool) for c in correct_b]
+    if not a or len(a) != len(b):
+        raise ValueError(f"need the same number of seeds (at least one) for A and B, got {len(a)} and {len(b)}")
+    shapes = {c.shape for c in a + b}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise ValueError(f"every seed's correctness must be a 1-D array over the same images, got shapes {shapes}")
+    x = np.mean([cb.astype(int) - ca.astype(int) for ca, cb in zip(a, b)], axis=0)
+    images_b, images_a = int(np.sum(x > 0)), int(np.sum(x < 0))
+    n = images_b + images_a
+    p = 1.0 if n == 0 else float(_scipy_stats.binomtest(images_b, n, 0.5).pvalue)
+    return images_b, images_a, p
 
 
 def compare(records: dict, comparison: Comparison, setup, seeds=SEEDS, *, level: float = _stats.LEVEL) -> SeedComparison:
     """Judges ``comparison`` over ``seeds`` from the records of :func:`load_records`.
 
+    Two sources of chance move a difference: the training (another seed, other models)
+    and the test images (another sample of images, another count of errors). The verdict
+    is "higher (lower) across seeds" only when both tests agree at ``level``: the
+    Student-t interval over seeds (:func:`seed_verdict`) lies above (below) 0, and the
+    exact sign test over images of the seed-averaged difference
+    (:func:`image_sign_test`) finds the same direction. Otherwise it is "inconclusive over
+    seeds": not shown, which is not the same as shown to be zero.
+
     Raises:
         KeyError: naming the first missing ``(variant, seed)`` record.
-        ValueError: if two records of one seed cover different test images.
+        ValueError: for a repeated seed, or if two records of one seed cover different
+            test images.
     """
     setup = _setup(setup)
-    deltas, tests = [], []
+    seeds = tuple(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each seed may appear once, got {seeds}")
+    deltas, tests, correct_a, correct_b = [], [], [], []
     for seed in seeds:
         for variant in (comparison.baseline, comparison.variant):
             if (variant, seed) not in records:
                 raise KeyError(f"no record of {variant!r} with seed {seed} for {setup.name}: "
-                               f"run `mobileopt seeds --dataset {setup.name}` to make it")
+                               f"`mobileopt seeds --dataset {setup.name} --train` makes the missing ones")
         a = unpack_correct(records[comparison.baseline, seed]["correct"])
         b = unpack_correct(records[comparison.variant, seed]["correct"])
         tests.append(_stats.mcnemar(a, b, level=level))
         deltas.append(100 * (b.mean() - a.mean()))
+        correct_a.append(a)
+        correct_b.append(b)
     mean, sd, low, high, word = seed_verdict(deltas, level=level)
-    return SeedComparison(comparison, setup.name, tuple(seeds), tuple(deltas), tuple(tests), mean, sd, low, high,
-                          level, word)
+    images_b, images_a, image_p = image_sign_test(correct_a, correct_b)
+    if word in ("higher across seeds", "lower across seeds"):
+        images_agree = image_p < level and (images_b > images_a) == (word == "higher across seeds")
+        if not images_agree:
+            word = INCONCLUSIVE
+    return SeedComparison(comparison, setup.name, seeds, tuple(deltas), tuple(tests), mean, sd, low, high,
+                          level, images_b, images_a, image_p, word)
 
 
 def comparisons_for(setup) -> tuple:
@@ -539,13 +607,16 @@ def table_rows(results: list) -> tuple:
         raise ValueError("no comparisons to tabulate")
     seeds = results[0].seeds
     header = ["comparison (B vs A)", *[f"seed {s}: B - A (McNemar)" for s in seeds],
-              "mean (SD), points", f"{100 * (1 - results[0].level):.0f} % CI over seeds", "verdict"]
+              "mean (SD), points", f"{100 * (1 - results[0].level):.0f} % CI over seeds",
+              "images B / A better (sign test)", "verdict"]
     rows = []
     for r in results:
         per_seed = [f"{d:+.2f} ({'significant' if t.verdict != 'not distinguishable' else 'n.s.'}, "
                     f"{_stats.p_text(t.p_value)})" for d, t in zip(r.deltas, r.tests)]
         interval = "-" if math.isnan(r.low) else f"{r.low:+.2f} to {r.high:+.2f}"
-        rows.append([r.comparison.name, *per_seed, f"{r.mean:+.2f} ({r.sd:.2f})", interval, r.verdict])
+        sd = f"{r.sd:.2f}" if len(r.seeds) > 1 else "-"
+        images = f"{r.images_b} / {r.images_a}, {_stats.p_text(r.image_p)}"
+        rows.append([r.comparison.name, *per_seed, f"{r.mean:+.2f} ({sd})", interval, images, r.verdict])
     return header, rows
 
 
@@ -575,8 +646,8 @@ def same_measurement(shipped: dict, fresh: dict) -> bool:
 def figure(results: list, *, title: str | None = None):
     """Each comparison's per-seed differences (grey dots) and their mean with its interval.
 
-    The mean is green when the interval over seeds lies above 0, red below, grey when it
-    contains 0 (:func:`seed_verdict`).
+    The mean is green when the comparison is "higher across seeds", red when "lower",
+    grey otherwise (:func:`compare`).
 
     Args:
         results: :class:`SeedComparison` results (:func:`judge_all`), one row each.
@@ -601,7 +672,7 @@ def figure(results: list, *, title: str | None = None):
             ax.plot(r.mean, y, "D", color=colour)
         else:
             ax.errorbar(r.mean, y, xerr=[[r.mean - r.low], [r.high - r.mean]], fmt="D", color=colour, capsize=3,
-                        label="mean, 95 % CI over seeds" if y == 0 else None)
+                        label=f"mean, {100 * (1 - r.level):.0f} % CI over seeds" if y == 0 else None)
     ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
     ax.set_yticks(range(len(results)), [r.comparison.name for r in results], fontsize=8)
     ax.invert_yaxis()
