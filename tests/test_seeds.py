@@ -302,7 +302,7 @@ def test_every_training_based_comparison_states_its_seed_level_verdict():
     assert [c.variant for c in missing_seed_statements(planted)] == ["kd"]
 
 
-def test_the_case_study_and_the_vit_state_their_seed_count():
+def test_the_comparisons_not_repeated_over_seeds_say_so():
     # The case study's chain and the ViT compare models trained once: the prose says so,
     # and the case study gives the seed-level verdicts of the chain's single steps.
     root = models.checkout_root()
@@ -312,6 +312,9 @@ def test_the_case_study_and_the_vit_state_their_seed_count():
     assert "one training run of each model (one\nseed)" in case_study
     for variant in ("kd", "qat8", "channels50"):
         assert f"{{glue:text}}`seeds_{variant}`" in case_study, variant
+    for chapter, phrase in (("01_quantization", "qat2_vs_ptq2`; one training seed"),
+                            ("02_pruning", "for one training seed: not repeated over seeds")):
+        assert phrase in _markdown(root / "notebooks" / f"{chapter}.ipynb"), chapter
     large = _markdown(root / "notebooks" / "08_large_models.ipynb")
     assert "weaker classifier here (one training run of each model, one seed)" in large
 
