@@ -84,6 +84,14 @@ def test_embedding_left_float_and_decode_reads():
     q = kvcache.weight_bytes(g, "int4 block 32")
     f = kvcache.weight_bytes(g, "int4 block 32", embedding="fp32")
     assert f["embedding"] == 4 * 128256 * 2048 and f["mlp"] == q["mlp"]
+    # an untied output layer can keep the blocks' scheme while the table does not
+    small = kvcache.TransformerConfig.gpt2_style("small GPT", vocab_size=258, d_model=128, n_layers=4, n_heads=4,
+                                                 context=256, mlp_ratio=4)
+    u = kvcache.weight_bytes(small, "int4 block 32", embedding="int8 channelwise", output="int4 block 32")
+    i8 = kvcache.weight_bytes(small, "int8 channelwise")
+    i4 = kvcache.weight_bytes(small, "int4 block 32")
+    assert u["output"] > 0 and u["output"] == i4["output"] != i8["output"]
+    assert u["embedding"] == i8["embedding"] != i4["embedding"] and u["mlp"] == i4["mlp"]
     # Tied: the output projection reads the whole table each token.
     read = kvcache.bytes_read_per_token(g, "int4 block 32", 1, kv_bytes=2)
     assert read == q["total"] + kvcache.kv_bytes_per_token(g, kv_bytes=2)

@@ -199,16 +199,15 @@ def test_layer_groups_split_every_quantized_weight_once(tiny_export):
     assert sum(counts.values()) == total
 
 
-def test_mixed_scheme_keeps_the_ends_int8_and_the_rest_int4(tiny_export):
-    q = llm.quantize(tiny_export, "int4_block32_int8_embeddings")
+def test_mixed_scheme_keeps_the_tables_int8_and_the_rest_int4(tiny_export):
+    q = llm.quantize(tiny_export, "int4_block32_int8_tables")
     graph = litert.read_graph(litert.select_signature(q, llm.DECODE_SIGNATURE))
     kinds = {}
     for op in graph.ops:
         if op.op in ("EMBEDDING_LOOKUP", "FULLY_CONNECTED"):
             weight = graph.tensors[op.inputs[1]]
-            end = op.op == "EMBEDDING_LOOKUP" or weight.name.startswith("head/")
-            kinds.setdefault("ends" if end else "blocks", set()).add(weight.dtype_name.lower())
-    assert kinds == {"ends": {"int8"}, "blocks": {"int4"}}
+            kinds.setdefault(op.op, set()).add(weight.dtype_name.lower())
+    assert kinds == {"EMBEDDING_LOOKUP": {"int8"}, "FULLY_CONNECTED": {"int4"}}
     assert len(q) > len(llm.quantize(tiny_export, "int4_block32"))
 
 
@@ -218,7 +217,7 @@ def test_quantize_by_group_refuses_what_it_cannot_do(tiny_export):
     with pytest.raises(ValueError, match="cannot be restricted to a group"):
         llm.quantize(tiny_export, "weight_only_int8", "MLP")
     with pytest.raises(ValueError, match="cannot be restricted to a group"):
-        llm.quantize(tiny_export, "int4_block32_int8_embeddings", "MLP")
+        llm.quantize(tiny_export, "int4_block32_int8_tables", "MLP")
 
 
 def test_quantization_sensitivity_measures_each_group_alone(tiny_export):
@@ -231,6 +230,21 @@ def test_quantization_sensitivity_measures_each_group_alone(tiny_export):
         assert r["bits_per_byte"] - reference == pytest.approx(r["delta_bits_per_byte"])
         assert 0.0 <= r["top1_agreement"] <= 1.0
         assert r["bytes"] < len(tiny_export)
+        assert r["delta_low"] <= r["delta_bits_per_byte"] <= r["delta_high"]
+
+
+def test_bits_difference_is_paired_over_windows():
+    rng = np.random.default_rng(0)
+    a = {"bits": rng.random(64) * 3}
+    b = {"bits": a["bits"] + 0.25 + rng.normal(0, 0.01, 64)}
+    d = llm.bits_difference(b, a, 16)
+    assert d["windows"] == 4 and d["delta"] == pytest.approx(np.mean(b["bits"] - a["bits"]))
+    assert d["low"] <= d["delta"] <= d["high"] and d["low"] > 0.2
+    assert llm.bits_difference(b, a, 16) == d  # seeded: the same interval every time
+    with pytest.raises(ValueError, match="different texts"):
+        llm.bits_difference({"bits": b["bits"][:10]}, a, 16)
+    with pytest.raises(ValueError, match="at least two windows"):
+        llm.bits_difference(b, a, 64)
 
 
 def test_bundle_runs_in_litert_lm_like_the_interpreter(tiny_export, tmp_path):

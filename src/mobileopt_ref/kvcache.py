@@ -342,7 +342,7 @@ def _scheme(scheme) -> Scheme:
     raise ValueError(f"unknown scheme {scheme!r}; use a Scheme or one of {sorted(SCHEMES)}")
 
 
-def weight_bytes(config: TransformerConfig, scheme, *, embedding=None, vector_bytes: int = 4) -> dict:
+def weight_bytes(config: TransformerConfig, scheme, *, embedding=None, output=None, vector_bytes: int = 4) -> dict:
     """Bytes of the weights stored in ``scheme``, by block.
 
     Args:
@@ -351,6 +351,8 @@ def weight_bytes(config: TransformerConfig, scheme, *, embedding=None, vector_by
         embedding: the scheme of the embedding table (and the tied output projection), if
             not ``scheme``: ``"fp32"`` models a converter that leaves the table float, as
             the LiteRT Quantizer does with a GATHER.
+        output: the scheme of the output projection, if not ``embedding``'s (an untied
+            output layer quantized like the blocks, say).
         vector_bytes: bytes of each normalization weight or bias (they stay float32).
 
     Returns:
@@ -361,9 +363,10 @@ def weight_bytes(config: TransformerConfig, scheme, *, embedding=None, vector_by
     """
     scheme = _scheme(scheme)
     table_scheme = scheme if embedding is None else _scheme(embedding)
+    output_scheme = table_scheme if output is None else _scheme(output)
     out = {"embedding": 0.0, "attention": 0.0, "mlp": 0.0, "output": 0.0}
     for block, _, rows, cols, count in matrices(config):
-        s = table_scheme if block in ("embedding", "output") else scheme
+        s = {"embedding": table_scheme, "output": output_scheme}.get(block, scheme)
         out[block] += count * s.matrix_bytes(rows, cols)
     out["vectors"] = float(vector_parameters(config) * vector_bytes)
     out["total"] = sum(out.values())

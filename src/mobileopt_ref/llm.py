@@ -35,11 +35,11 @@ API summary:
   of any exported ``.tflite``), :func:`top1_agreement`.
 - Quantization: :data:`SCHEMES` (LiteRT Quantizer recipes: dynamic int8, weight-only
   int8, int4 channelwise, int4 blockwise 32/64/128, Hadamard int4, int2 blockwise, int4
-  block 32 with int8 embeddings),
+  block 32 with int8 tables),
   :func:`quantize`, :func:`quantization_sweep` (size, bits per byte, top-1 agreement with
   float, a greedy sample, per scheme; falls back to built-in kernels where XNNPACK
   refuses a file), :data:`LAYER_GROUPS` and :func:`quantization_sensitivity` (what
-  quantizing each group of layers alone costs), :func:`quantized_weights`.
+  quantizing each group of layers alone costs), :func:`quantized_weights`, :func:`bits_difference`.
 - LiteRT-LM: :func:`build_bundle` (a ``.litertlm`` with the model, the tokenizer and
   :func:`bundle_metadata`), :class:`LiteRTLM` (the engine: ``generate``, ``tokenize``),
   :func:`litert_lm_benchmark` (LiteRT-LM's own prefill/decode tokens per second),
@@ -871,8 +871,10 @@ def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16,
         kernels: interpreter kernel set for a ``.tflite`` (:data:`mobileopt_ref.litert.KERNELS`).
 
     Returns:
-        ``{"bits_per_byte", "n_bytes", "predictions"}``: the last is the arg-max next
-        byte at every position (int32, for top-1 agreement between two models).
+        ``{"bits_per_byte", "n_bytes", "predictions", "bits"}``: ``predictions`` is the
+        arg-max next byte at every position (int32, for top-1 agreement between two
+        models), ``bits`` the ``-log2 p`` of every byte (float64, for paired comparisons,
+        :func:`bits_difference`).
 
     Raises:
         ValueError: for data that is not bytes, or a bad ``max_bytes``.
@@ -907,7 +909,49 @@ def evaluate(model, data, *, max_bytes: int | None = None, batch_size: int = 16,
         "bits_per_byte": float(nll.mean() / math.log(2)),
         "n_bytes": int(len(nll)),
         "predictions": np.concatenate(predictions).astype(np.int32),
+        "bits": nll / math.log(2),
     }
+
+
+def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float = 0.05,
+                    resamples: int = 2000) -> dict:
+    """Bits per byte of B minus A on the same text, with a bootstrap interval over windows.
+
+    Both models predicted the same bytes, window by window (:func:`evaluate` cuts the text
+    into windows of ``context`` bytes, each predicted from its own start), so the
+    difference is paired: the mean over windows of each window's mean difference, with
+    a BCa bootstrap interval over the windows (``scipy.stats.bootstrap``, seeded, so the
+    same inputs give the same interval). It says how much the verdict could move with
+    another sample of text of the same kind; the text is fixed, so the difference itself
+    is exact.
+
+    Args:
+        result_b, result_a: :func:`evaluate` results on the same text.
+        window: the window length the evaluation used (the model's ``context``).
+        level: significance level in (0, 1).
+        resamples: bootstrap resamples.
+
+    Returns:
+        ``{"delta", "low", "high", "windows"}`` in bits per byte (``delta`` equals the
+        difference of the two ``bits_per_byte`` when every window is full).
+
+    Raises:
+        ValueError: for results over different texts, fewer than two windows, or a bad
+            ``window``.
+    """
+    from scipy import stats as scipy_stats  # noqa: PLC0415
+
+    a, b = np.asarray(result_a["bits"], dtype=np.float64), np.asarray(result_b["bits"], dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"the two results cover different texts ({a.size} and {b.size} bytes)")
+    window = _positive_int("window", window)
+    per_window = np.array([np.mean(b[i: i + window] - a[i: i + window]) for i in range(0, a.size, window)])
+    if per_window.size < 2:
+        raise ValueError(f"a paired interval needs at least two windows of {window} bytes, got {a.size} bytes")
+    ci = scipy_stats.bootstrap((per_window,), np.mean, confidence_level=1 - level, n_resamples=resamples,
+                               method="BCa", random_state=np.random.default_rng(0)).confidence_interval
+    return {"delta": float(per_window.mean()), "low": float(ci.low), "high": float(ci.high),
+            "windows": int(per_window.size)}
 
 
 def top1_agreement(a, b) -> float:
@@ -1101,8 +1145,8 @@ def _dynamic(bits: int, granularity: str = "CHANNELWISE", hadamard: bool = False
     """A recipe maker for dynamic quantization (int weights, activations quantized at run time).
 
     The maker takes ``regex`` (the op scopes to quantize, default all; see
-    :data:`LAYER_GROUPS`). With ``tables_bits``, the token and position tables and the
-    output layer are quantized channel-wise to that many bits instead.
+    :data:`LAYER_GROUPS`). With ``tables_bits``, the token and position tables are
+    quantized channel-wise to that many bits instead.
     """
     def make(regex: str = ".*"):
         from litert_quantizer import algorithm_manager, qtyping, recipe_manager  # noqa: PLC0415
@@ -1115,7 +1159,7 @@ def _dynamic(bits: int, granularity: str = "CHANNELWISE", hadamard: bool = False
                            else algorithm_manager.AlgorithmName.MIN_MAX_UNIFORM_QUANT),
         )
         if tables_bits is not None:
-            for table in ("token table", "position table", "output layer"):
+            for table in ("token table", "position table"):
                 manager.add_dynamic_config(
                     regex=LAYER_GROUPS[table], operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                     num_bits=tables_bits, granularity=qtyping.QuantGranularity.CHANNELWISE,
@@ -1149,8 +1193,8 @@ SCHEMES = {
     "int4_hadamard": ("int4 weights per channel after a Hadamard rotation (dynamic_wi4c_hr_afp32)",
                       _dynamic(4, hadamard=True)),
     "int2_block32": ("int2 weights, one scale per 32 weights (dynamic_wi2b32_afp32)", _dynamic(2, "BLOCKWISE_32")),
-    "int4_block32_int8_embeddings": ("int4 weights per block of 32; the token and position tables and the output "
-                                     "layer int8 per channel", _dynamic(4, "BLOCKWISE_32", tables_bits=8)),
+    "int4_block32_int8_tables": ("int4 weights per block of 32; the token and position tables int8 per channel",
+                                 _dynamic(4, "BLOCKWISE_32", tables_bits=8)),
 }
 """LiteRT Quantizer schemes for an exported model, as ``{name: (description, recipe())}``.
 
@@ -1159,11 +1203,10 @@ All quantize the weights of every supported op (``FULLY_CONNECTED``,
 op, the others keep activations float32 and let the kernels quantize them on the fly
 (``afp32``). A block of ``b`` weights along the input dimension shares one scale, so a
 4-bit weight costs ``4 + 16 / b`` bits with 16-bit scales. The last,
-``int4_block32_int8_embeddings``, is int4 block 32 except at the two ends of the model:
-the token and position tables and the output layer (which a model with tied embeddings
-shares with the token table) stay int8, as :func:`mobileopt_ref.kvcache.weight_bytes`
-counts with ``embedding="int8 channelwise"``; :func:`quantization_sensitivity` shows
-why."""
+``int4_block32_int8_tables``, is int4 block 32 except for the token and position tables,
+which stay int8 (:func:`mobileopt_ref.kvcache.weight_bytes` counts it with
+``embedding="int8 channelwise", output="int4 block 32"``); :func:`quantization_sensitivity`
+shows why."""
 
 
 def quantize(model, scheme: str, group: str | None = None) -> bytes:
@@ -1182,7 +1225,7 @@ def quantize(model, scheme: str, group: str | None = None) -> bytes:
 
     Raises:
         ValueError: for an unknown scheme or group, a group with a scheme that cannot be
-            restricted (weight-only int8, the mixed embeddings scheme), or a model that is not
+            restricted (weight-only int8, the mixed tables scheme), or a model that is not
             float32.
     """
     import contextlib  # noqa: PLC0415
@@ -1314,8 +1357,9 @@ def quantization_sensitivity(float_model, data, *, scheme: str = "int4_block32",
     Returns:
         One dict per group, in :data:`LAYER_GROUPS` order: ``group``, ``weights`` (values
         quantized), ``weight_share`` (of all values the whole scheme quantizes),
-        ``bytes``, ``bits_per_byte``, ``delta_bits_per_byte`` (against float32) and
-        ``top1_agreement`` (with float32).
+        ``bytes``, ``bits_per_byte``, ``delta_bits_per_byte`` (against float32),
+        ``delta_low`` and ``delta_high`` (its 95 % bootstrap interval over windows,
+        :func:`bits_difference`) and ``top1_agreement`` (with float32).
 
     Raises:
         ValueError: for a scheme that cannot be restricted to a group, or a model that
@@ -1323,12 +1367,14 @@ def quantization_sensitivity(float_model, data, *, scheme: str = "int4_block32",
     """
     content = litert.read_tflite(float_model)
     reference = evaluate(content, data, max_bytes=max_bytes, num_threads=num_threads)
+    window = _config_of(content).context
     total = quantized_weights(quantize(content, scheme))
     rows = []
     for group in LAYER_GROUPS:
         model = quantize(content, scheme, group)
         result = evaluate(model, data, max_bytes=max_bytes, num_threads=num_threads)
         weights = quantized_weights(model)
+        diff = bits_difference(result, reference, window)
         rows.append({
             "group": group,
             "weights": weights,
@@ -1336,6 +1382,8 @@ def quantization_sensitivity(float_model, data, *, scheme: str = "int4_block32",
             "bytes": len(model),
             "bits_per_byte": result["bits_per_byte"],
             "delta_bits_per_byte": result["bits_per_byte"] - reference["bits_per_byte"],
+            "delta_low": diff["low"],
+            "delta_high": diff["high"],
             "top1_agreement": top1_agreement(result["predictions"], reference["predictions"]),
         })
     return rows
