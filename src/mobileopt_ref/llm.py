@@ -1652,5 +1652,6 @@ __all__ = [
     "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
     "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
     "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
-    "interpreter_benchmark", "SCHEMES", "quantize", "quantization_sweep", "GPT_WIDE", "build_wide",
+    "interpreter_benchmark", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
+    "quantization_sensitivity", "bits_difference", "GPT_WIDE", "build_wide",
 ]
