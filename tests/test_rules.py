@@ -259,3 +259,28 @@ def test_the_formatter_fits_planted_code_without_changing_its_meaning():
     assert not code_width.same_meaning(source, source.replace("f(7, 8)", "f(7, 9)"))
     assert not code_width.same_meaning("x = 'a' 'b'", "x = 'a' 'c'")
     assert code_width.same_meaning("x = 'a' 'b'", "x = (\n    'ab'\n)")
+
+
+def glue_inside_math(markdown: str) -> list:
+    """The ``$...$`` and ``$$...$$`` spans of a markdown text that hold a ``{glue:...}`` role.
+
+    MathJax gets a math span's text as it is, so a glue role inside one shows as raw
+    LaTeX (``glue:text\\n_seeds``) instead of its value.
+    """
+    import re
+
+    spans = re.finditer(r"\$\$.*?\$\$|\$[^$\n]*?\$", markdown, re.S)
+    return [m.group(0) for m in spans if "{glue" in m.group(0)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_glue_inside_math(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    found = [span for c in cells if c["cell_type"] == "markdown" for span in glue_inside_math("".join(c["source"]))]
+    assert not found, f"{path.name}: a glued value inside math renders as raw LaTeX; put it outside the $...$: {found}"
+
+
+def test_the_glue_in_math_guard_finds_a_planted_case():
+    assert glue_inside_math("With $k = {glue:text}`n`$ seeds, $t$ = {glue:text}`t:.2f`.") == [
+        "$k = {glue:text}`n`$"]
+    assert glue_inside_math("$$x = 1$$ and {glue:text}`a` and $y$") == []
