@@ -284,3 +284,49 @@ def test_the_glue_in_math_guard_finds_a_planted_case():
     assert glue_inside_math("With $k = {glue:text}`n`$ seeds, $t$ = {glue:text}`t:.2f`.") == [
         "$k = {glue:text}`n`$"]
     assert glue_inside_math("$$x = 1$$ and {glue:text}`a` and $y$") == []
+
+
+# --- temporary files and folders that nothing removes (tests/temp_files.py) ------------
+
+import temp_files  # noqa: E402
+
+LIBRARY = sorted((ROOT / "src" / "mobileopt_ref").glob("*.py")) + [ROOT / "conftest.py", *sorted((ROOT / "tests").glob("*.py"))]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_temporary_file_or_folder_is_removed(path):
+    if path.suffix == ".ipynb":
+        findings = temp_files.scan_notebook(path)
+    else:
+        findings = temp_files.scan_source(path.name, path.read_text(encoding="utf-8"))
+    assert not findings, (
+        f"{path.name} makes temporary files or folders it never removes (a kernel is stopped, "
+        "not exited, so nothing cleans them up; chapter 8's bundles filled a disk this way): use "
+        "`with tempfile.TemporaryDirectory() as ...` or remove them:\n" + "\n".join(map(str, findings)))
+
+
+def test_the_temporary_file_guard_catches_planted_cases():
+    planted = [
+        "import os, shutil, tempfile\nfrom pathlib import Path\n",
+        "a = tempfile.TemporaryDirectory()\n"                        # 1: removed in cell 3
+        "b = tempfile.TemporaryDirectory(prefix='x-')\n"             # 2: reported
+        "c = Path(tempfile.mkdtemp())\n"                             # 3: reported
+        "with tempfile.TemporaryDirectory() as d:\n    pass\n"       # 4: fine
+        "fd, e = tempfile.mkstemp()\n"                               # 6: replaced in cell 3
+        "f = tempfile.NamedTemporaryFile(delete=False)\n"            # 7: reported
+        "g = tempfile.NamedTemporaryFile()\n"                        # 8: deletes itself
+        "h = Path(tempfile.mkdtemp())\n",                            # 9: removed in cell 3
+        "",
+        "%time a.cleanup()\n"                                        # a magic is not Python
+        "a.cleanup()\n"
+        "os.replace(e, 'out')\n"
+        "shutil.rmtree(h, ignore_errors=True)\n"
+        "shutil.rmtree(b.name)\n",                                   # the folder, not the object
+    ]
+    found = [(f.where, f.line) for f in temp_files.scan_sources("planted", planted)]
+    assert found == [("planted cell 1", 2), ("planted cell 1", 3), ("planted cell 1", 7)], found
+    library = "import tempfile\nclass E:\n    def __init__(self):\n        self._tmp = tempfile.TemporaryDirectory()\n"
+    assert [f.line for f in temp_files.scan_source("planted.py", library)] == [4]
+    assert not temp_files.scan_source("planted.py", library + "    def close(self):\n        self._tmp.cleanup()\n")
+    at_exit = "import atexit, shutil, tempfile\nd = tempfile.mkdtemp()\natexit.register(shutil.rmtree, d)\n"
+    assert not temp_files.scan_source("planted.py", at_exit)

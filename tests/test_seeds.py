@@ -204,8 +204,10 @@ def test_the_table_has_one_column_per_seed_and_a_computed_verdict():
             records[variant, seed] = _record(a)  # every variant the same: no difference
     results = seeds.judge_all("digits", records)
     header, rows = seeds.table_rows(results)
-    assert len(header) == 1 + len(seeds.SEEDS) + 4
+    assert len(header) == 5 and "0, 1, 2" in header[1]
     assert all(len(row) == len(header) for row in rows)
+    # one difference per seed, in seed order, each with its McNemar verdict
+    assert all(row[1] == "; ".join(["+0.00 n.s."] * len(seeds.SEEDS)) for row in rows)
     assert {row[-1] for row in rows} == {"inconclusive over seeds"}
     assert all(r.deltas == (0.0, 0.0, 0.0) for r in results)
 
@@ -261,6 +263,22 @@ def test_the_shipped_records_are_complete_and_consistent(name, seeds_shipped):
         assert records["ptq8", seed]["weights_sha256"] == records["alone", seed]["weights_sha256"]
     teacher = seeds.teacher_record(name, _shipped_dir(), shipped_only=True)
     assert teacher["config"]["teacher"]["name"] == setup.teacher.name
+
+
+def test_the_table_of_the_shipped_patterns_marks_each_seeds_mcnemar_verdict():
+    records = seeds.load_records("patterns", seeds.SEEDS, cache_dir=_shipped_dir())
+    results = {r.comparison.variant: r for r in seeds.judge_all("patterns", records)}
+    header, rows = seeds.table_rows(list(results.values()))
+    row = dict(zip(results, rows))
+    for variant, r in results.items():
+        marks = row[variant][1].split("; ")
+        assert len(marks) == len(seeds.SEEDS)
+        for mark, d, t in zip(marks, r.deltas, r.tests):
+            shown, verdict = mark.split(" ", 1)
+            assert float(shown) == pytest.approx(d, abs=0.005)
+            assert (verdict == "n.s.") == (t.verdict == "not distinguishable")
+    # 90 % magnitude pruning costs points on every seed, each significant on its own
+    assert all(m.endswith("p < 0.0001") for m in row["magnitude90"][1].split("; "))
 
 
 def test_seed_zero_of_the_patterns_measures_the_shipped_models():

@@ -602,21 +602,32 @@ def judge_all(setup, records: dict, seeds=SEEDS, *, level: float = _stats.LEVEL)
 
 
 def table_rows(results: list) -> tuple:
-    """``(header, rows)`` of a results table: per-seed differences and the seed-level verdict."""
+    """``(header, rows)`` of a results table: per-seed differences and the seed-level verdict.
+
+    Five columns, narrow enough for a book page: the comparison; every seed's difference
+    B - A in points, in seed order, with its exact McNemar verdict (the p-value if
+    significant at the results' level, ``n.s.`` if not); the mean with the SD over seeds
+    and the Student-t interval; the sign test over images; the verdict.
+
+    Raises:
+        ValueError: for an empty list.
+    """
     if not results:
         raise ValueError("no comparisons to tabulate")
     seeds = results[0].seeds
-    header = ["comparison (B vs A)", *[f"seed {s}: B - A (McNemar)" for s in seeds],
-              "mean (SD), points", f"{100 * (1 - results[0].level):.0f} % CI over seeds",
-              "images B / A better (sign test)", "verdict"]
+    level = f"{100 * (1 - results[0].level):.0f} %"
+    header = ["comparison (B vs A)",
+              f"B - A by seed ({', '.join(map(str, seeds))}), points (McNemar)",
+              f"mean (SD); {level} CI over seeds", "images B / A better (sign test)", "verdict"]
     rows = []
     for r in results:
-        per_seed = [f"{d:+.2f} ({'significant' if t.verdict != 'not distinguishable' else 'n.s.'}, "
-                    f"{_stats.p_text(t.p_value)})" for d, t in zip(r.deltas, r.tests)]
+        per_seed = "; ".join(
+            f"{d:+.2f} {'n.s.' if t.verdict == 'not distinguishable' else _stats.p_text(t.p_value)}"
+            for d, t in zip(r.deltas, r.tests))
         interval = "-" if math.isnan(r.low) else f"{r.low:+.2f} to {r.high:+.2f}"
         sd = f"{r.sd:.2f}" if len(r.seeds) > 1 else "-"
         images = f"{r.images_b} / {r.images_a}, {_stats.p_text(r.image_p)}"
-        rows.append([r.comparison.name, *per_seed, f"{r.mean:+.2f} ({sd})", interval, images, r.verdict])
+        rows.append([r.comparison.name, per_seed, f"{r.mean:+.2f} ({sd}); {interval}", images, r.verdict])
     return header, rows
 
 
