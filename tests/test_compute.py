@@ -256,10 +256,10 @@ def test_profile_ops_of_several_models_share_their_rounds(small_cnn, small_cnn_i
     from mobileopt_ref import litert, stats
 
     models = {"float32": litert.to_tflite(small_cnn), "int8": small_cnn_int8}
-    profiles = compute.profile_ops(models, num_runs=9, warmup=1, rounds=3)
+    profiles = compute.profile_ops(models, num_runs=12, warmup=1, rounds=6)
     assert set(profiles) == {"float32", "int8"}
     runs = {**profiles["float32"].all_runs("float32"), **profiles["int8"].all_runs("int8")}
-    assert {s.round_sizes for s in runs.values()} == {(3, 3, 3)}
+    assert {s.round_sizes for s in runs.values()} == {(2,) * 6}
     share = stats.rounds_ratio(lambda m: m[("int8", "whole")] / m[("float32", "whole")], runs, n_resamples=200)
     assert share.method == "rounds" and share.low <= share.estimate <= share.high
 

@@ -101,10 +101,30 @@ def test_latency_stats_checks_round_sizes():
 
 
 def test_compare_latency_records_its_rounds(tiny_tflite):
-    runs = compute.compare_latency({"a": tiny_tflite, "b": tiny_tflite}, num_runs={"a": 12, "b": 7},
-                                   warmup=1, rounds=3)
-    assert runs["a"].round_sizes == (4, 4, 4) and runs["b"].round_sizes == (3, 2, 2)
+    runs = compute.compare_latency({"a": tiny_tflite, "b": tiny_tflite}, num_runs={"a": 12, "b": 8},
+                                   warmup=1, rounds=6)
+    assert runs["a"].round_sizes == (2,) * 6 and runs["b"].round_sizes == (2, 2, 1, 1, 1, 1)
     assert stats.latency_ratio(runs["a"], runs["b"]).method == "rounds"
+
+
+def test_min_rounds_is_where_all_rounds_on_one_side_becomes_rarer_than_the_level():
+    assert stats.min_rounds() == 6 and stats.min_rounds(0.01) == 8 and stats.min_rounds(0.5) == 2
+    for level in (0.2, 0.05, 0.01, 0.001):
+        k = stats.min_rounds(level)
+        assert 2 * 0.5**k <= level < 2 * 0.5 ** (k - 1)
+    with pytest.raises(ValueError, match="level"):
+        stats.min_rounds(1.5)
+
+
+def test_too_few_rounds_fall_back_to_the_runs_or_are_refused():
+    rng = np.random.default_rng(5)
+    a, b = _rounds(rng, 4.0, rounds=5), _rounds(rng, 2.0, rounds=5)
+    # five rounds: all five on one side of the true ratio has probability 1/16 > 5 %
+    assert stats.latency_ratio(a, b).method == "samples"
+    assert stats.latency_ratio(a, b, level=0.1).method == "rounds"
+    with pytest.raises(ValueError, match="at least 6 for a 95 % interval"):
+        stats.rounds_ratio(lambda m: m["a"] / m["b"], {"a": a, "b": b})
+    assert stats.rounds_ratio(lambda m: m["a"] / m["b"], {"a": a, "b": b}, level=0.1).method == "rounds"
 
 
 def test_proportion_interval_is_exact():

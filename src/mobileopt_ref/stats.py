@@ -44,6 +44,28 @@ def _check_level(level) -> float:
     return float(level)
 
 
+def min_rounds(level: float = LEVEL) -> int:
+    """The fewest interleaved rounds an interval over rounds needs to reach ``1 - level``.
+
+    With ``k`` rounds (independent, each giving one estimate of a ratio), the chance that
+    every round's estimate falls on the same side of the true median ratio is
+    ``2 * 2**-k``; then every interval built from the rounds misses it. So an interval
+    over rounds can cover with probability ``1 - level`` only if ``2 * 2**-k <= level``:
+    6 rounds at the book's 5 %, 8 at 1 %.
+
+    Args:
+        level: ``1 - confidence``, in (0, 1).
+
+    Returns:
+        The smallest such ``k``.
+
+    Raises:
+        ValueError: for a level outside (0, 1).
+    """
+    level = _check_level(level)
+    return next(k for k in range(1, 64) if 2 * 0.5**k <= level)
+
+
 def verdict(low: float, high: float, null: float = 1.0) -> str:
     """The verdict of a confidence interval against a null value.
 
@@ -323,11 +345,17 @@ def latency_ratio(baseline, variant, *, level: float = LEVEL, n_resamples: int =
 
     The estimate is the ratio of medians, ``median(baseline) / median(variant)``. When
     both were measured side by side by :func:`mobileopt_ref.compute.compare_latency` (they
-    carry ``round_sizes`` with the same number of rounds, at least 3), the interval comes
-    from a paired bootstrap over rounds: each resample draws rounds with replacement and
+    carry ``round_sizes`` with the same number of rounds, at least :func:`min_rounds`: 6 at
+    the book's level), the interval comes from a paired bootstrap over rounds: each resample draws rounds with replacement and
     takes both models' samples from the *same* rounds, so the machine's drift between
-    rounds enters the interval. Otherwise the two samples are bootstrapped independently,
-    run by run. Both use ``scipy.stats.bootstrap`` with the percentile method.
+    rounds enters the interval. Otherwise (no rounds, or too few for the level) the two
+    samples are bootstrapped independently, run by run. Both use ``scipy.stats.bootstrap`` with the percentile method.
+
+    Few rounds limit any interval over rounds (:func:`min_rounds`): with ``k`` rounds the
+    chance that every round's ratio falls on one side of the true one is ``2 * 2**-k``
+    (25 % for 3 rounds, 6.25 % for 5), which is why fewer rounds fall back to the runs;
+    the percentile bootstrap also falls somewhat short of its level with few rounds or
+    few runs. ``compare_latency``'s default is 10 rounds.
 
     Args:
         baseline, variant: :class:`mobileopt_ref.compute.LatencyStats`.
@@ -352,7 +380,7 @@ def latency_ratio(baseline, variant, *, level: float = LEVEL, n_resamples: int =
     estimate = float(np.median(a) / np.median(b))
     rng = np.random.default_rng(seed)
     ra, rb = _rounds(baseline), _rounds(variant)
-    if ra is not None and rb is not None and len(ra) == len(rb) and len(ra) >= 3:
+    if ra is not None and rb is not None and len(ra) == len(rb) and len(ra) >= min_rounds(level):
         method = "rounds"
 
         def statistic(idx, axis=-1):
@@ -397,7 +425,7 @@ def rounds_ratio(statistic, runs: dict, *, null: float = 1.0, level: float = LEV
             resampling the medians are arrays (one value per resample), so write it with
             arithmetic that works element-wise (``+ - * /``, ``sum``), not ``if``.
         runs: ``{name: LatencyStats}`` from one ``compare_latency`` call (same number of
-            rounds for every model, at least 3).
+            rounds for every model, at least :func:`min_rounds`: 6 at the book's level).
         null: the value the verdict is judged against.
         level, n_resamples, seed: as in :func:`latency_ratio`.
 
@@ -413,9 +441,11 @@ def rounds_ratio(statistic, runs: dict, *, null: float = 1.0, level: float = LEV
         raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}")
     split = {name: _rounds(s) for name, s in runs.items()}
     counts = {len(r) if r is not None else 0 for r in split.values()}
-    if not runs or len(counts) != 1 or min(counts) < 3:
-        raise ValueError("rounds_ratio needs LatencyStats from one compare_latency run, "
-                         "with the same number of rounds (>= 3) for every model")
+    need = min_rounds(level)
+    if not runs or len(counts) != 1 or min(counts) < need:
+        raise ValueError("rounds_ratio needs LatencyStats from one compare_latency run, with the "
+                         f"same number of rounds for every model, at least {need} for a "
+                         f"{100 * (1 - level):g} % interval (got {sorted(counts)})")
     n_rounds = counts.pop()
     equal = {tuple(s.round_sizes) for s in runs.values()}
     if len(equal) == 1 and len(set(next(iter(equal)))) == 1:
