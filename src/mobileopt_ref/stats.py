@@ -346,10 +346,11 @@ def latency_ratio(baseline, variant, *, level: float = LEVEL, n_resamples: int =
     The estimate is the ratio of medians, ``median(baseline) / median(variant)``. When
     both were measured side by side by :func:`mobileopt_ref.compute.compare_latency` (they
     carry ``round_sizes`` with the same number of rounds, at least :func:`min_rounds`: 6 at
-    the book's level), the interval comes from a paired bootstrap over rounds: each resample draws rounds with replacement and
-    takes both models' samples from the *same* rounds, so the machine's drift between
-    rounds enters the interval. Otherwise (no rounds, or too few for the level) the two
-    samples are bootstrapped independently, run by run. Both use ``scipy.stats.bootstrap`` with the percentile method.
+    the book's level), the interval comes from a paired bootstrap over rounds: each
+    resample draws rounds with replacement and takes both models' samples from the *same*
+    rounds, so the machine's drift between rounds enters the interval. Otherwise (no
+    rounds, or too few for the level) the two samples are bootstrapped independently, run
+    by run. Both use ``scipy.stats.bootstrap`` with the percentile method.
 
     Few rounds limit any interval over rounds (:func:`min_rounds`): with ``k`` rounds the
     chance that every round's ratio falls on one side of the true one is ``2 * 2**-k``
