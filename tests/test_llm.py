@@ -233,6 +233,22 @@ def test_quantization_sensitivity_measures_each_group_alone(tiny_export):
         assert r["delta_low"] <= r["delta_bits_per_byte"] <= r["delta_high"]
 
 
+def test_quantization_sweep_keeps_each_bytes_bits_for_paired_comparisons(tiny_export):
+    data = llm.ByteTokenizer().encode("The for statement iterates over the items of a sequence. " * 8)
+    rows = llm.quantization_sweep(tiny_export, data.astype(np.uint8), schemes=["dynamic_int8", "int2_block32"],
+                                  sample_tokens=4, num_threads=1)
+    assert [r["scheme"] for r in rows] == ["float32", "dynamic_int8", "int2_block32"]
+    for r in rows:
+        assert r["bits"].shape == (data.size,) and np.mean(r["bits"]) == pytest.approx(r["bits_per_byte"])
+    assert rows[0]["top1_agreement"] == 1.0 and rows[0]["xnnpack_error"] is None
+    assert rows[2]["kernels"] == "builtin" and rows[2]["xnnpack_error"]  # XNNPACK has no int2 kernels
+    d = llm.bits_difference(rows[1], rows[0], TINY.context)
+    assert d["delta"] == pytest.approx(rows[1]["bits_per_byte"] - rows[0]["bits_per_byte"])
+    assert d["low"] <= d["delta"] <= d["high"]
+    with pytest.raises(ValueError, match="unknown scheme 'int3'"):
+        llm.quantization_sweep(tiny_export, data.astype(np.uint8), schemes=["int3"])
+
+
 def test_bits_difference_is_paired_over_windows():
     rng = np.random.default_rng(0)
     a = {"bits": rng.random(64) * 3}
@@ -241,6 +257,10 @@ def test_bits_difference_is_paired_over_windows():
     assert d["windows"] == 4 and d["delta"] == pytest.approx(np.mean(b["bits"] - a["bits"]))
     assert d["low"] <= d["delta"] <= d["high"] and d["low"] > 0.2
     assert llm.bits_difference(b, a, 16) == d  # seeded: the same interval every time
+    # a short last window weighs by its bytes: delta is the difference of bits per byte
+    short_a, short_b = {"bits": a["bits"][:40]}, {"bits": b["bits"][:40] + np.r_[np.zeros(32), np.ones(8)]}
+    d = llm.bits_difference(short_b, short_a, 16)
+    assert d["windows"] == 3 and d["delta"] == pytest.approx(np.mean(short_b["bits"] - short_a["bits"]))
     with pytest.raises(ValueError, match="different texts"):
         llm.bits_difference({"bits": b["bits"][:10]}, a, 16)
     with pytest.raises(ValueError, match="at least two windows"):
@@ -259,6 +279,32 @@ def test_bundle_runs_in_litert_lm_like_the_interpreter(tiny_export, tmp_path):
     assert speed["decode_tokens_per_second"] > 0
     with pytest.raises(FileNotFoundError):
         llm.build_bundle(tiny_export, tmp_path / "missing" / "x.litertlm")
+
+
+def test_interpreter_benchmark_reuses_a_loaded_model(tiny_export):
+    runner = llm.TFLiteLM(tiny_export, num_threads=1)
+    runner.prefill(np.arange(1, runner.context - 2, dtype=np.int32))  # nearly full: the benchmark empties it
+    for _ in range(2):
+        speed = llm.interpreter_benchmark(runner, prefill_tokens=8, decode_tokens=4, threads=1)
+        assert speed["prefill_tokens"] == 8 and speed["decode_tokens"] == 4 and len(speed["decode_ms"]) == 4
+        assert runner.position == 8 + 4
+    fresh = llm.interpreter_benchmark(tiny_export, prefill_tokens=8, decode_tokens=4, threads=1)
+    assert fresh["decode_tokens"] == 4
+    with pytest.raises(ValueError, match="runs 1 threads, not threads=2"):
+        llm.interpreter_benchmark(runner, prefill_tokens=8, decode_tokens=4, threads=2)
+
+
+def test_litert_lm_benchmark_reuses_a_cache_folder(tiny_export, tmp_path):
+    pytest.importorskip("litert_lm")
+    path = llm.build_bundle(tiny_export, tmp_path / "tiny.litertlm")
+    cache = tmp_path / "compiled"
+    cache.mkdir()
+    for _ in range(2):
+        speed = llm.litert_lm_benchmark(path, prefill_tokens=8, decode_tokens=8, threads=1, cache_dir=cache)
+        assert speed["decode_tokens"] == 8
+    assert any(cache.iterdir()), "LiteRT-LM kept nothing in its cache folder"
+    with pytest.raises(FileNotFoundError, match="must be an existing folder"):
+        llm.litert_lm_benchmark(path, prefill_tokens=8, decode_tokens=8, cache_dir=tmp_path / "absent")
 
 
 def test_retrain_check_of_the_gpt_without_a_shipped_entry_fails_without_training(tmp_path, monkeypatch, capsys):

@@ -542,6 +542,7 @@ class TFLiteLM:
             raise ValueError(f"the model has no signature {missing[0]!r}; it has {sorted(keys) or 'none'} "
                              "(export one with llm.export_tflite)")
         self.interpreter = litert.make_interpreter(content, num_threads=num_threads, kernels=kernels)
+        self.num_threads, self.kernels = num_threads, kernels
         self._prefill = self.interpreter.get_signature_runner(PREFILL_SIGNATURE)
         self._decode = self.interpreter.get_signature_runner(DECODE_SIGNATURE)
         inputs = self._prefill.get_input_details()
@@ -919,9 +920,11 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
 
     Both models predicted the same bytes, window by window (:func:`evaluate` cuts the text
     into windows of ``context`` bytes, each predicted from its own start), so the
-    difference is paired: the mean over windows of each window's mean difference, with
-    a BCa bootstrap interval over the windows (``scipy.stats.bootstrap``, seeded, so the
-    same inputs give the same interval). It says how much the verdict could move with
+    difference is paired: ``delta`` is the mean over bytes of ``bits_b - bits_a`` (the
+    difference of the two ``bits_per_byte``), and its BCa bootstrap interval resamples
+    whole windows (``scipy.stats.bootstrap``, paired, seeded, so the same inputs give
+    the same interval), each resample's statistic being the summed difference of its
+    windows over their summed length, so a shorter last window weighs by its bytes. It says how much the verdict could move with
     another sample of text of the same kind; the text is fixed, so the difference itself
     is exact.
 
@@ -932,8 +935,7 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
         resamples: bootstrap resamples.
 
     Returns:
-        ``{"delta", "low", "high", "windows"}`` in bits per byte (``delta`` equals the
-        difference of the two ``bits_per_byte`` when every window is full).
+        ``{"delta", "low", "high", "windows"}`` in bits per byte.
 
     Raises:
         ValueError: for results over different texts, fewer than two windows, or a bad
@@ -945,13 +947,20 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
     if a.shape != b.shape:
         raise ValueError(f"the two results cover different texts ({a.size} and {b.size} bytes)")
     window = _positive_int("window", window)
-    per_window = np.array([np.mean(b[i: i + window] - a[i: i + window]) for i in range(0, a.size, window)])
-    if per_window.size < 2:
+    starts = range(0, a.size, window)
+    sums = np.array([np.sum(b[i: i + window] - a[i: i + window]) for i in starts])
+    lengths = np.array([min(window, a.size - i) for i in starts], dtype=np.float64)
+    if sums.size < 2:
         raise ValueError(f"a paired interval needs at least two windows of {window} bytes, got {a.size} bytes")
-    ci = scipy_stats.bootstrap((per_window,), np.mean, confidence_level=1 - level, n_resamples=resamples,
-                               method="BCa", random_state=np.random.default_rng(0)).confidence_interval
-    return {"delta": float(per_window.mean()), "low": float(ci.low), "high": float(ci.high),
-            "windows": int(per_window.size)}
+
+    def per_byte(s, n, axis=-1):
+        return np.sum(s, axis=axis) / np.sum(n, axis=axis)
+
+    ci = scipy_stats.bootstrap((sums, lengths), per_byte, paired=True, vectorized=True,
+                               confidence_level=1 - level, n_resamples=resamples, method="BCa",
+                               random_state=np.random.default_rng(0)).confidence_interval
+    return {"delta": float(sums.sum() / lengths.sum()), "low": float(ci.low), "high": float(ci.high),
+            "windows": int(sums.size)}
 
 
 def top1_agreement(a, b) -> float:
@@ -1279,7 +1288,8 @@ def quantization_sweep(float_model, data, *, schemes=None, max_bytes: int | None
         ``size_ratio`` (to float), ``bits_per_byte``, ``top1_agreement`` (next-byte
         arg-max equal to float's), ``kernels`` (the set it ran on), ``xnnpack_error``
         (``None`` or XNNPACK's refusal), ``sample`` (greedy text), ``content`` (the
-        ``.tflite`` bytes).
+        ``.tflite`` bytes), ``bits`` (each predicted byte's cost in bits, float64
+        ``[n]``, as :func:`evaluate` gives it, for :func:`bits_difference`).
 
     Raises:
         ValueError: for an unknown scheme, or a model that is not a float32 export.
@@ -1316,6 +1326,7 @@ def quantization_sweep(float_model, data, *, schemes=None, max_bytes: int | None
             "xnnpack_error": refusal,
             "sample": sample,
             "content": model,
+            "bits": result["bits"],
         })
     return rows
 
@@ -1608,25 +1619,37 @@ def interpreter_benchmark(model, *, prefill_tokens: int, decode_tokens: int, thr
     copies every KV cache in and out of each call (numpy arrays through the signature
     runner), which the decode rate includes.
 
+    Repeated measurements can share one loaded model: pass a :class:`TFLiteLM` (its
+    caches are emptied first), so only the first pays for loading it and for XNNPACK's
+    packing of the weights, neither of which is part of either rate.
+
     Args:
-        model: exported ``.tflite`` bytes or path.
+        model: exported ``.tflite`` bytes or path, or a loaded :class:`TFLiteLM`.
         prefill_tokens, decode_tokens: tokens of each phase (sum at most the context).
-        threads: interpreter threads.
+        threads: interpreter threads (a :class:`TFLiteLM` must have been made with as many).
 
     Returns:
         ``{"prefill_tokens_per_second", "decode_tokens_per_second", "prefill_tokens",
         "decode_tokens", "decode_ms"}``; the last holds each decode step's time.
 
     Raises:
-        ValueError: for counts that do not fit the cache, or bad threads.
+        ValueError: for counts that do not fit the cache, bad threads, or a
+            :class:`TFLiteLM` made with another thread count.
     """
     for name, value in (("prefill_tokens", prefill_tokens), ("decode_tokens", decode_tokens)):
         _positive_int(name, value)
-    runner = TFLiteLM(model, num_threads=threads)
+    if isinstance(model, TFLiteLM):
+        if model.num_threads != threads:
+            raise ValueError(f"the loaded model runs {model.num_threads} threads, not threads={threads}; "
+                             f"load it with TFLiteLM(..., num_threads={threads})")
+        runner = model
+    else:
+        runner = TFLiteLM(model, num_threads=threads)
     if prefill_tokens + decode_tokens > runner.context:
         raise ValueError(f"prefill_tokens + decode_tokens ({prefill_tokens + decode_tokens}) must fit the KV cache "
                          f"of {runner.context} tokens")
     ids = np.resize(ByteTokenizer().encode("How are you", bos=True), prefill_tokens).astype(np.int32)
+    runner.reset()
     runner.decode(0)  # a first call allocates; not timed
     runner.reset()
     started = time.perf_counter()
