@@ -249,6 +249,27 @@ def test_quantization_sweep_keeps_each_bytes_bits_for_paired_comparisons(tiny_ex
         llm.quantization_sweep(tiny_export, data.astype(np.uint8), schemes=["int3"])
 
 
+def test_fake_quantized_puts_every_matrix_on_its_block_grid(tiny_gpt):
+    from mobileopt_ref import quantization as qz
+
+    copy = llm.fake_quantized(tiny_gpt, 2, 16)
+    tables = {id(tiny_gpt.tokens.table), id(tiny_gpt.positions.table)}
+    for var, before, after in zip(tiny_gpt.weights, tiny_gpt.get_weights(), copy.get_weights()):
+        if before.ndim == 1:
+            np.testing.assert_array_equal(after, before)  # LayerNorm and biases stay float
+            continue
+        axis = 1 if id(var) in tables else 0
+        np.testing.assert_array_equal(after, qz.blockwise_fake_quantize(before, 2, 16, axis=axis))
+        # two bits, symmetric: each block of 16 holds at most -s, 0 and +s
+        blocks = np.moveaxis(after, axis, -1).reshape(-1, 16)
+        assert max(len(np.unique(b)) for b in blocks) <= 3
+    assert copy.config == tiny_gpt.config
+    with pytest.raises(ValueError, match="takes a llm.GPT"):
+        llm.fake_quantized("gpt", 2, 16)
+    with pytest.raises(ValueError, match="block_size must be a positive divisor"):
+        llm.fake_quantized(tiny_gpt, 4, 24)
+
+
 def test_bits_difference_is_paired_over_windows():
     rng = np.random.default_rng(0)
     a = {"bits": rng.random(64) * 3}

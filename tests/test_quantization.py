@@ -419,3 +419,40 @@ def test_dequantize_refuses_floats_and_out_of_range_integers():
     message = r"q must lie in \[qmin, qmax\] = \[-8, 7\], got values from -9 to 3"
     with pytest.raises(ValueError, match=message):
         qz.dequantize(np.array([-9, 3]), p)
+
+
+def test_blockwise_fake_quantize_hand_checked():
+    w = np.array([0.9, -0.3, 0.5, 0.1], np.float32)
+    # 2 bits: qmax 1, scale = 0.9 rounded to bfloat16 (0.8984375); 0.5 / s rounds to 1
+    np.testing.assert_array_equal(qz.blockwise_fake_quantize(w, 2, 4), [0.8984375, 0, 0.8984375, 0])
+    # 4 bits: scale 0.9 / 7 -> 0.12890625; q = rint(w / s) = 7, -2, 4, 1
+    np.testing.assert_allclose(qz.blockwise_fake_quantize(w, 4, 4), np.array([7, -2, 4, 1]) * 0.12890625)
+    # blocks are independent: a second block's large values do not coarsen the first
+    two = qz.blockwise_fake_quantize(np.r_[w, 100 * w], 4, 4)
+    np.testing.assert_allclose(two[:4], qz.blockwise_fake_quantize(w, 4, 4))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_blockwise_fake_quantize_follows_litert_quantizers_rule(bits):
+    from litert_quantizer import qtyping
+    from litert_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor as uqt
+
+    w = np.random.default_rng(bits).normal(0, 0.02, (64, 96)).astype(np.float32)
+    blocks = w.T.reshape(96, 2, 32)  # blocks of 32 along axis 0, as for a dense kernel [in, out]
+    _, scale = uqt.tensor_zp_scale_from_min_max(blocks.min(-1), blocks.max(-1), bits, True,
+                                                qtyping.QuantGranularity.BLOCKWISE_32)
+    qmin, qmax = uqt.get_quantized_range(uqt.IntType(bits, signed=True))
+    expected = np.clip(np.rint(blocks / scale[..., None]), qmin, qmax) * scale[..., None]
+    np.testing.assert_allclose(qz.blockwise_fake_quantize(w, bits, 32, axis=0), expected.reshape(96, 64).T,
+                               rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((1, 4), "num_bits must be an integer from 2 to 8"),
+    ((4, 3), "block_size must be a positive divisor"),
+    ((4, 0), "block_size must be a positive divisor"),
+    ((4, 4, 2), "out of range"),
+])
+def test_blockwise_fake_quantize_refuses_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        qz.blockwise_fake_quantize(np.ones((4, 8)), *args)

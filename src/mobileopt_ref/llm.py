@@ -39,7 +39,8 @@ API summary:
   :func:`quantize`, :func:`quantization_sweep` (size, bits per byte, top-1 agreement with
   float, a greedy sample, per scheme; falls back to built-in kernels where XNNPACK
   refuses a file), :data:`LAYER_GROUPS` and :func:`quantization_sensitivity` (what
-  quantizing each group of layers alone costs), :func:`quantized_weights`, :func:`bits_difference`.
+  quantizing each group of layers alone costs), :func:`quantized_weights`, :func:`bits_difference`,
+  :func:`fake_quantized` (the weights' block-wise grid alone, run in float).
 - LiteRT-LM: :func:`build_bundle` (a ``.litertlm`` with the model, the tokenizer and
   :func:`bundle_metadata`), :class:`LiteRTLM` (the engine: ``generate``, ``tokenize``),
   :func:`litert_lm_benchmark` (LiteRT-LM's own prefill/decode tokens per second),
@@ -84,7 +85,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobileopt_ref import env, litert, models
+from mobileopt_ref import env, litert, models, quantization
 from mobileopt_ref._keras import keras, tf
 from mobileopt_ref._quiet import native_stderr_captured
 
@@ -963,6 +964,40 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
             "windows": int(sums.size)}
 
 
+def fake_quantized(model: GPT, num_bits: int, block_size: int) -> GPT:
+    """A copy of ``model`` whose weight matrices are on a block-wise integer grid, in float.
+
+    Every matrix a dynamic recipe quantizes (the two tables, the attention and MLP
+    projections, the output layer) goes through
+    :func:`mobileopt_ref.quantization.blockwise_fake_quantize` with the blocks LiteRT
+    Quantizer uses (along ``dim`` for a table ``[rows, dim]``, along the input for a
+    dense kernel ``[in, out]``); LayerNorm parameters and biases stay as they are.
+    Running the copy in TensorFlow shows what the weights' precision alone costs, with
+    no integer kernel involved and activations in float32.
+
+    Args:
+        model: the float model.
+        num_bits: bits per weight, 2 to 8.
+        block_size: weights per scale; must divide ``d_model`` (and the MLP's width).
+
+    Returns:
+        A new :class:`GPT` of the same config.
+
+    Raises:
+        ValueError: for a model that is not a :class:`GPT`, or bad bits or block size.
+    """
+    if not isinstance(model, GPT):
+        raise ValueError(f"fake_quantized takes a llm.GPT, got {type(model).__name__}")
+    tables = {id(v) for v in (model.tokens.table, model.positions.table)}
+    copy = GPT(model.config)
+    copy.set_weights([
+        quantization.blockwise_fake_quantize(value, num_bits, block_size, axis=1 if id(var) in tables else 0)
+        if value.ndim == 2 else value
+        for var, value in zip(model.weights, model.get_weights())
+    ])
+    return copy
+
+
 def top1_agreement(a, b) -> float:
     """Fraction of positions where two models predict the same next byte.
 
@@ -1675,6 +1710,6 @@ __all__ = [
     "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
     "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
     "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
-    "interpreter_benchmark", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
+    "interpreter_benchmark", "fake_quantized", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
     "quantization_sensitivity", "bits_difference", "GPT_WIDE", "build_wide",
 ]

@@ -312,6 +312,54 @@ def fake_quantize(x, num_bits: int = 8, symmetric: bool = False, axis=None) -> n
     return dequantize(quantize(x, params), params)
 
 
+def blockwise_fake_quantize(w, num_bits: int, block_size: int, axis: int = 0) -> np.ndarray:
+    """Symmetric block-wise quantization and dequantization, by LiteRT Quantizer's rule.
+
+    ``w`` is cut along ``axis`` into blocks of ``block_size`` values; each block gets
+    one scale ``s = max|w_block| / qmax`` with ``qmax = 2^(b-1) - 1``, rounded to
+    bfloat16's 8-bit significand and stored as float16 (as the quantizer stores block
+    scales), and each value becomes ``clip(rint(w / s), -2^(b-1), qmax) * s``. At 2 bits
+    ``qmax`` is 1, so every weight becomes ``-s``, 0 or ``+s``: a value below half its
+    block's largest magnitude becomes 0. The rule is ``tensor_zp_scale_from_min_max``
+    and ``uniform_quantize`` of ``litert_quantizer.algorithms.uniform_quantize``
+    (litert-quantizer 0.11), which quantizes a ``FULLY_CONNECTED`` weight
+    ``[out, in]`` in blocks along ``in`` and an ``EMBEDDING_LOOKUP`` table
+    ``[rows, dim]`` along ``dim``.
+
+    Args:
+        w: float array of any rank.
+        num_bits: bits of the signed integers, 2 to 8.
+        block_size: values per block; must divide ``w.shape[axis]``.
+        axis: the axis cut into blocks.
+
+    Returns:
+        float32 array of ``w``'s shape, on each block's grid.
+
+    Raises:
+        ValueError: for bits outside 2..8, a block size that does not divide the axis,
+            a bad axis, or non-finite values.
+    """
+    import ml_dtypes  # noqa: PLC0415
+
+    if isinstance(num_bits, bool) or not isinstance(num_bits, (int, np.integer)) or not 2 <= num_bits <= 8:
+        raise ValueError(f"num_bits must be an integer from 2 to 8, got {num_bits!r}")
+    w = _as_finite("w", w).astype(np.float32)
+    axis = _normalize_axis(axis, w.ndim)
+    if axis is None:
+        raise ValueError("axis must name one axis of w, got None")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1 \
+            or w.shape[axis] % block_size:
+        raise ValueError(f"block_size must be a positive divisor of axis {axis}'s length {w.shape[axis]}, "
+                         f"got {block_size!r}")
+    moved = np.moveaxis(w, axis, -1)
+    blocks = moved.reshape(*moved.shape[:-1], moved.shape[-1] // block_size, block_size)
+    qmin, qmax = -(2 ** (num_bits - 1)), 2 ** (num_bits - 1) - 1
+    bound = np.maximum(np.abs(blocks).max(axis=-1, keepdims=True), 1e-9)
+    scale = (bound / qmax).astype(ml_dtypes.bfloat16).astype(np.float16).astype(np.float32)
+    q = np.clip(np.rint(blocks / scale), qmin, qmax)
+    return np.moveaxis((q * scale).reshape(moved.shape), -1, axis).astype(np.float32)
+
+
 def _error(x, x_hat) -> np.ndarray:
     x, x_hat = _as_finite("x", x), _as_finite("x_hat", x_hat)
     if x.shape != x_hat.shape:
