@@ -264,10 +264,26 @@ def test_fake_quantized_puts_every_matrix_on_its_block_grid(tiny_gpt):
         blocks = np.moveaxis(after, axis, -1).reshape(-1, 16)
         assert max(len(np.unique(b)) for b in blocks) <= 3
     assert copy.config == tiny_gpt.config
+    # without the tables: they stay float, everything else is on the same grid
+    no_tables = llm.fake_quantized(tiny_gpt, 2, 16, tables=False)
+    for var, before, after, grid in zip(tiny_gpt.weights, tiny_gpt.get_weights(), no_tables.get_weights(),
+                                        copy.get_weights()):
+        np.testing.assert_array_equal(after, before if id(var) in tables else grid)
+    table_values = tiny_gpt.tokens.table.shape.num_elements() + tiny_gpt.positions.table.shape.num_elements()
+    assert llm.grid_weights(tiny_gpt) - llm.grid_weights(tiny_gpt, tables=False) == table_values
     with pytest.raises(ValueError, match="takes a llm.GPT"):
         llm.fake_quantized("gpt", 2, 16)
+    with pytest.raises(ValueError, match="tables must be True or False"):
+        llm.grid_weights(tiny_gpt, tables="no")
     with pytest.raises(ValueError, match="block_size must be a positive divisor"):
         llm.fake_quantized(tiny_gpt, 4, 24)
+
+
+def test_grid_weights_count_what_litert_quantizer_quantizes(tiny_gpt, tiny_export):
+    # int4 block 32 quantizes every matrix; int2 block 32 leaves both tables float32
+    assert llm.quantized_weights(llm.quantize(tiny_export, "int4_block32")) == llm.grid_weights(tiny_gpt)
+    assert llm.quantized_weights(llm.quantize(tiny_export, "int2_block32")) == llm.grid_weights(tiny_gpt,
+                                                                                                tables=False)
 
 
 def test_bits_difference_is_paired_over_windows():

@@ -40,7 +40,8 @@ API summary:
   float, a greedy sample, per scheme; falls back to built-in kernels where XNNPACK
   refuses a file), :data:`LAYER_GROUPS` and :func:`quantization_sensitivity` (what
   quantizing each group of layers alone costs), :func:`quantized_weights`, :func:`bits_difference`,
-  :func:`fake_quantized` (the weights' block-wise grid alone, run in float).
+  :func:`fake_quantized` and :func:`grid_weights` (the weights' block-wise grid alone, run in
+  float).
 - LiteRT-LM: :func:`build_bundle` (a ``.litertlm`` with the model, the tokenizer and
   :func:`bundle_metadata`), :class:`LiteRTLM` (the engine: ``generate``, ``tokenize``),
   :func:`litert_lm_benchmark` (LiteRT-LM's own prefill/decode tokens per second),
@@ -959,43 +960,72 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
 
     ci = scipy_stats.bootstrap((sums, lengths), per_byte, paired=True, vectorized=True,
                                confidence_level=1 - level, n_resamples=resamples, method="BCa",
-                               random_state=np.random.default_rng(0)).confidence_interval
+                               rng=np.random.default_rng(0)).confidence_interval
     return {"delta": float(sums.sum() / lengths.sum()), "low": float(ci.low), "high": float(ci.high),
             "windows": int(sums.size)}
 
 
-def fake_quantized(model: GPT, num_bits: int, block_size: int) -> GPT:
+def _grid_matrices(model: GPT, tables: bool):
+    """``(variable, value, block axis)`` of every matrix :func:`fake_quantized` puts on a grid."""
+    if not isinstance(model, GPT):
+        raise ValueError(f"takes a llm.GPT, got {type(model).__name__}")
+    if not isinstance(tables, bool):
+        raise ValueError(f"tables must be True or False, got {tables!r}")
+    table_ids = {id(v) for v in (model.tokens.table, model.positions.table)}
+    for var, value in zip(model.weights, model.get_weights()):
+        if value.ndim == 2 and (tables or id(var) not in table_ids):
+            yield var, value, 1 if id(var) in table_ids else 0
+
+
+def fake_quantized(model: GPT, num_bits: int, block_size: int, *, tables: bool = True) -> GPT:
     """A copy of ``model`` whose weight matrices are on a block-wise integer grid, in float.
 
-    Every matrix a dynamic recipe quantizes (the two tables, the attention and MLP
-    projections, the output layer) goes through
+    Every matrix a dynamic recipe quantizes (the attention and MLP projections, the
+    output layer and, with ``tables``, the token and position tables) goes through
     :func:`mobileopt_ref.quantization.blockwise_fake_quantize` with the blocks LiteRT
     Quantizer uses (along ``dim`` for a table ``[rows, dim]``, along the input for a
     dense kernel ``[in, out]``); LayerNorm parameters and biases stay as they are.
     Running the copy in TensorFlow shows what the weights' precision alone costs, with
-    no integer kernel involved and activations in float32.
+    no integer kernel involved and activations in float32. :func:`grid_weights` counts
+    the values it changes, to compare with :func:`quantized_weights` of a file.
 
     Args:
         model: the float model.
         num_bits: bits per weight, 2 to 8.
         block_size: weights per scale; must divide ``d_model`` (and the MLP's width).
+        tables: whether the two tables go on the grid too (LiteRT Quantizer 0.11 leaves
+            them float32 in its int2 recipe; see :func:`grid_weights`).
 
     Returns:
         A new :class:`GPT` of the same config.
 
     Raises:
-        ValueError: for a model that is not a :class:`GPT`, or bad bits or block size.
+        ValueError: for a model that is not a :class:`GPT`, or bad bits, block size or
+            ``tables``.
     """
     if not isinstance(model, GPT):
         raise ValueError(f"fake_quantized takes a llm.GPT, got {type(model).__name__}")
-    tables = {id(v) for v in (model.tokens.table, model.positions.table)}
+    changed = {id(var): (value, axis) for var, value, axis in _grid_matrices(model, tables)}
+    weights = []
+    for var, value in zip(model.weights, model.get_weights()):
+        if id(var) in changed:
+            value = quantization.blockwise_fake_quantize(value, num_bits, block_size, axis=changed[id(var)][1])
+        weights.append(value)
     copy = GPT(model.config)
-    copy.set_weights([
-        quantization.blockwise_fake_quantize(value, num_bits, block_size, axis=1 if id(var) in tables else 0)
-        if value.ndim == 2 else value
-        for var, value in zip(model.weights, model.get_weights())
-    ])
+    copy.set_weights(weights)
     return copy
+
+
+def grid_weights(model: GPT, *, tables: bool = True) -> int:
+    """Number of weight values :func:`fake_quantized` puts on its grid.
+
+    Equal to :func:`quantized_weights` of a file when the file quantizes the same
+    matrices.
+
+    Raises:
+        ValueError: for a model that is not a :class:`GPT` or a bad ``tables``.
+    """
+    return int(sum(value.size for _, value, _ in _grid_matrices(model, tables)))
 
 
 def top1_agreement(a, b) -> float:
@@ -1654,9 +1684,10 @@ def interpreter_benchmark(model, *, prefill_tokens: int, decode_tokens: int, thr
     copies every KV cache in and out of each call (numpy arrays through the signature
     runner), which the decode rate includes.
 
-    Repeated measurements can share one loaded model: pass a :class:`TFLiteLM` (its
-    caches are emptied first), so only the first pays for loading it and for XNNPACK's
-    packing of the weights, neither of which is part of either rate.
+    Each signature is first called once, untimed: a first call allocates and sets up
+    XNNPACK. Repeated measurements can share one loaded model: pass a :class:`TFLiteLM`
+    (its caches are emptied first), so only the first pays for loading it and for
+    XNNPACK's packing of the weights, neither of which is part of either rate.
 
     Args:
         model: exported ``.tflite`` bytes or path, or a loaded :class:`TFLiteLM`.
@@ -1685,7 +1716,8 @@ def interpreter_benchmark(model, *, prefill_tokens: int, decode_tokens: int, thr
                          f"of {runner.context} tokens")
     ids = np.resize(ByteTokenizer().encode("How are you", bos=True), prefill_tokens).astype(np.int32)
     runner.reset()
-    runner.decode(0)  # a first call allocates; not timed
+    runner.prefill(ids)  # each signature's first call allocates and sets up XNNPACK: not timed
+    runner.decode(0)
     runner.reset()
     started = time.perf_counter()
     logits = runner.prefill(ids)[-1]
@@ -1710,6 +1742,6 @@ __all__ = [
     "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
     "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
     "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
-    "interpreter_benchmark", "fake_quantized", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
+    "interpreter_benchmark", "fake_quantized", "grid_weights", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
     "quantization_sensitivity", "bits_difference", "GPT_WIDE", "build_wide",
 ]
