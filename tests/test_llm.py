@@ -271,7 +271,7 @@ def test_fake_quantized_puts_every_matrix_on_its_block_grid(tiny_gpt):
         np.testing.assert_array_equal(after, before if id(var) in tables else grid)
     table_values = tiny_gpt.tokens.table.shape.num_elements() + tiny_gpt.positions.table.shape.num_elements()
     assert llm.grid_weights(tiny_gpt) - llm.grid_weights(tiny_gpt, tables=False) == table_values
-    with pytest.raises(ValueError, match="takes a llm.GPT"):
+    with pytest.raises(ValueError, match="fake_quantized and grid_weights take a llm.GPT"):
         llm.fake_quantized("gpt", 2, 16)
     with pytest.raises(ValueError, match="tables must be True or False"):
         llm.grid_weights(tiny_gpt, tables="no")

@@ -544,7 +544,7 @@ class TFLiteLM:
             raise ValueError(f"the model has no signature {missing[0]!r}; it has {sorted(keys) or 'none'} "
                              "(export one with llm.export_tflite)")
         self.interpreter = litert.make_interpreter(content, num_threads=num_threads, kernels=kernels)
-        self.num_threads, self.kernels = num_threads, kernels
+        self.num_threads = num_threads
         self._prefill = self.interpreter.get_signature_runner(PREFILL_SIGNATURE)
         self._decode = self.interpreter.get_signature_runner(DECODE_SIGNATURE)
         inputs = self._prefill.get_input_details()
@@ -926,9 +926,9 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
     difference of the two ``bits_per_byte``), and its BCa bootstrap interval resamples
     whole windows (``scipy.stats.bootstrap``, paired, seeded, so the same inputs give
     the same interval), each resample's statistic being the summed difference of its
-    windows over their summed length, so a shorter last window weighs by its bytes. It says how much the verdict could move with
-    another sample of text of the same kind; the text is fixed, so the difference itself
-    is exact.
+    windows over their summed length, so a shorter last window weighs by its bytes. It
+    says how much the verdict could move with another sample of text of the same kind;
+    the text is fixed, so the difference itself is exact.
 
     Args:
         result_b, result_a: :func:`evaluate` results on the same text.
@@ -968,7 +968,7 @@ def bits_difference(result_b: dict, result_a: dict, window: int, *, level: float
 def _grid_matrices(model: GPT, tables: bool):
     """``(variable, value, block axis)`` of every matrix :func:`fake_quantized` puts on a grid."""
     if not isinstance(model, GPT):
-        raise ValueError(f"takes a llm.GPT, got {type(model).__name__}")
+        raise ValueError(f"fake_quantized and grid_weights take a llm.GPT, got {type(model).__name__}")
     if not isinstance(tables, bool):
         raise ValueError(f"tables must be True or False, got {tables!r}")
     table_ids = {id(v) for v in (model.tokens.table, model.positions.table)}
@@ -1003,14 +1003,9 @@ def fake_quantized(model: GPT, num_bits: int, block_size: int, *, tables: bool =
         ValueError: for a model that is not a :class:`GPT`, or bad bits, block size or
             ``tables``.
     """
-    if not isinstance(model, GPT):
-        raise ValueError(f"fake_quantized takes a llm.GPT, got {type(model).__name__}")
-    changed = {id(var): (value, axis) for var, value, axis in _grid_matrices(model, tables)}
-    weights = []
-    for var, value in zip(model.weights, model.get_weights()):
-        if id(var) in changed:
-            value = quantization.blockwise_fake_quantize(value, num_bits, block_size, axis=changed[id(var)][1])
-        weights.append(value)
+    grid = {id(var): quantization.blockwise_fake_quantize(value, num_bits, block_size, axis=axis)
+            for var, value, axis in _grid_matrices(model, tables)}
+    weights = [grid.get(id(var), value) for var, value in zip(model.weights, model.get_weights())]
     copy = GPT(model.config)
     copy.set_weights(weights)
     return copy
@@ -1742,6 +1737,6 @@ __all__ = [
     "TFLiteLM", "generate", "decode_matches_prefill", "RECIPE_VERSION", "corpus_text", "corpus_bytes",
     "split_corpus", "LMTrainConfig", "GPT_SMALL", "evaluate", "top1_agreement", "train", "load_or_train",
     "load_cached", "bundle_metadata", "build_bundle", "LiteRTLM", "litert_lm_benchmark",
-    "interpreter_benchmark", "fake_quantized", "grid_weights", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
-    "quantization_sensitivity", "bits_difference", "GPT_WIDE", "build_wide",
+    "interpreter_benchmark", "SCHEMES", "LAYER_GROUPS", "quantize", "quantized_weights", "quantization_sweep",
+    "quantization_sensitivity", "bits_difference", "fake_quantized", "grid_weights", "GPT_WIDE", "build_wide",
 ]
